@@ -1,0 +1,51 @@
+# quant_pipelines — the two set-up commands are `make demo` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export DAGSTER_HOME ?= $(CURDIR)/dagster_home
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+
+.PHONY: install demo test lint format dev bench mongo-start mongo-stop mongo-status clean
+
+install: $(STAMP)
+
+# torch is installed first, pinned to the CPU build that lies on this disk, so that
+# stable-baselines3 never makes pip fetch a multi-GB CUDA build.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) "torch==2.13.0"
+	$(PIP) -e ".[dev]"
+	touch $(STAMP)
+
+lint: install
+	$(BIN)/ruff check quant_pipelines quant_pipelines_tests
+	$(BIN)/ruff format --check quant_pipelines quant_pipelines_tests
+
+format: install
+	$(BIN)/ruff format quant_pipelines quant_pipelines_tests
+	$(BIN)/ruff check --fix quant_pipelines quant_pipelines_tests
+
+test: lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+demo: install
+	$(BIN)/quant-pipelines demo
+
+dev: install
+	$(BIN)/quant-pipelines mongo start
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+bench: install
+	$(BIN)/quant-pipelines bench
+
+mongo-start: install
+	$(BIN)/quant-pipelines mongo start
+mongo-stop: install
+	$(BIN)/quant-pipelines mongo stop
+mongo-status: install
+	$(BIN)/quant-pipelines mongo status
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

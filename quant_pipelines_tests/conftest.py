@@ -1,0 +1,64 @@
+"""Shared fixtures: one real MongoDB-wire server (secantusd-py) per test session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pymongo
+import pytest
+from pymongo.database import Database
+
+from quant_pipelines.storage import EmbeddedMongo, ensure_indexes, make_client
+from quant_pipelines.storage.embedded import free_port
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
+    """A secantusd-py process on a free loopback port with temporary storage.
+
+    It runs with ``--enable-test-commands`` so fault-injection tests can arm fail points.
+    """
+    server = EmbeddedMongo(
+        tmp_path_factory.mktemp("mongo"), port=free_port(), extra_args=["--enable-test-commands"]
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(mongo_server: EmbeddedMongo) -> str:
+    """Connection string of the session's server."""
+    return mongo_server.uri
+
+
+@pytest.fixture(scope="session")
+def mongo_client(mongo_uri: str) -> Iterator[pymongo.MongoClient]:
+    """A client built by the production factory."""
+    client = make_client(mongo_uri, server_selection_timeout_ms=5_000, timeout_ms=60_000)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def db_name() -> str:
+    """A fresh database name per test."""
+    return f"qp_test_{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def mongo_db(mongo_client: pymongo.MongoClient, db_name: str) -> Iterator[Database]:
+    """An empty database with every index of the data model, dropped after the test."""
+    db = mongo_client[db_name]
+    ensure_indexes(db)
+    yield db
+    mongo_client.drop_database(db_name)
+
+
+@pytest.fixture
+def mongo_env(monkeypatch: pytest.MonkeyPatch, mongo_uri: str, db_name: str, mongo_db: Database):
+    """Points MONGODB_URI / MONGODB_DB at the test server and a fresh database."""
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DB", db_name)
+    return mongo_db
