@@ -214,7 +214,8 @@ class EmbeddedMongo:
             if proc is not None and proc.poll() is not None:
                 self.pidfile.unlink(missing_ok=True)
                 raise EmbeddedMongoError(
-                    f"{EXECUTABLE} exited with code {proc.returncode}; log tail:\n{self._log_tail()}"
+                    f"{EXECUTABLE} exited with code {proc.returncode}; "
+                    f"log tail:\n{self._log_tail()}"
                 )
             if port_is_open(self.host, self.port):
                 return

@@ -1,0 +1,146 @@
+"""Alert payloads, their deterministic keys, and enqueueing into ``alert_outbox``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from pymongo.client_session import ClientSession
+from pymongo.database import Database
+
+from quant_pipelines.storage.alerts import AlertOutboxRepository, EnqueueReport
+
+CHANNELS = ("webhook", "slack")
+SEVERITIES = ("info", "warning", "critical")
+#: Anomaly fields copied into the payload when present (besides the identifying ones).
+_OPTIONAL = ("detector", "score", "threshold", "batch_id", "asset_class", "flags", "rules")
+
+
+def _utc(ts: Any) -> dt.datetime:
+    """A tz-aware UTC datetime from a datetime, pandas Timestamp or ISO string (naive = UTC)."""
+    if hasattr(ts, "to_pydatetime"):
+        ts = ts.to_pydatetime()
+    if isinstance(ts, str):
+        ts = dt.datetime.fromisoformat(ts)
+    if not isinstance(ts, dt.datetime):
+        raise TypeError(f"ts must be a datetime, got {type(ts).__name__}")
+    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
+
+
+def alert_key(symbol: str, ts: Any, rule: str) -> str:
+    """The deterministic key of one alert: sha256 of ``f"{symbol}|{ts UTC ISO}|{rule}"``."""
+    return hashlib.sha256(f"{symbol}|{_utc(ts).isoformat()}|{rule}".encode()).hexdigest()
+
+
+def idempotency_key(key: str, channel: str) -> str:
+    """The outbox key (and ``Idempotency-Key`` header) of one alert on one channel."""
+    return f"{channel}:{key}"
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` made JSON-safe: numpy scalars unwrapped, NaN/inf to None, datetimes to ISO."""
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, dt.datetime) or hasattr(value, "to_pydatetime"):
+        return _utc(value).isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [json_safe(v) for v in value]
+    return str(value)  # ObjectId, Decimal128 ...
+
+
+def _default_message(payload: Mapping[str, Any]) -> str:
+    severity = str(payload["severity"]).upper()
+    text = f"{severity} {payload['rule']} on {payload['symbol']} at {payload['ts']}"
+    score, threshold = payload.get("score"), payload.get("threshold")
+    if isinstance(score, (int, float)) and isinstance(threshold, (int, float)):
+        text += f": score {score:.4g} vs threshold {threshold:.4g}"
+    return text
+
+
+def build_payload(anomaly: Mapping[str, Any], *, links: Mapping[str, str] | None = None) -> dict:
+    """The JSON-safe alert payload of one anomaly (or failed check).
+
+    Args:
+        anomaly: A mapping with ``symbol``, ``ts``, ``rule`` or ``detector``, ``severity`` and
+            optionally ``score``, ``threshold``, ``message``, ``_id``/``anomaly_id``, ``links``.
+        links: Extra links (e.g. the Dagster run or asset page), merged over the anomaly's.
+
+    Returns:
+        The payload, including ``alert_key``.
+
+    Raises:
+        ValueError: A required field is missing.
+    """
+    rule = anomaly.get("rule") or anomaly.get("detector")
+    missing = [f for f in ("symbol", "ts") if anomaly.get(f) is None] + ([] if rule else ["rule"])
+    if missing:
+        raise ValueError(f"cannot build an alert: missing {', '.join(missing)}")
+    ts = _utc(anomaly["ts"])
+    anomaly_id = anomaly.get("anomaly_id", anomaly.get("_id"))
+    payload: dict[str, Any] = {
+        "alert_key": alert_key(anomaly["symbol"], ts, rule),
+        "symbol": str(anomaly["symbol"]),
+        "ts": ts.isoformat(),
+        "rule": str(rule),
+        "severity": str(anomaly.get("severity") or "critical"),
+        "anomaly_id": None if anomaly_id is None else str(anomaly_id),
+    }
+    payload.update({f: json_safe(anomaly[f]) for f in _OPTIONAL if anomaly.get(f) is not None})
+    payload["message"] = str(anomaly.get("message") or _default_message(payload))
+    payload["links"] = json_safe({**(anomaly.get("links") or {}), **(links or {})})
+    return payload
+
+
+def enqueue_alerts(
+    db: Database,
+    anomalies: Iterable[Mapping[str, Any]],
+    *,
+    channels: Sequence[str] = CHANNELS,
+    severities: Sequence[str] = ("critical",),
+    links: Mapping[str, str] | None = None,
+    session: ClientSession | None = None,
+    now: dt.datetime | None = None,
+) -> EnqueueReport:
+    """Enqueues one alert per (symbol, ts, rule) and channel; safe to call again and again.
+
+    Call it in the step that records the anomalies (pass that step's ``session`` to share a
+    transaction). Re-enqueueing an alert that is pending, sent or failed changes nothing.
+
+    Args:
+        db: The project database.
+        anomalies: Anomaly documents (or failed-check records), see :func:`build_payload`.
+        channels: Channels to alert on (``webhook``, ``slack``).
+        severities: Only anomalies with these severities are enqueued.
+        links: Extra links added to every payload.
+        session: Optional pymongo session.
+        now: Enqueue time (default: the clock).
+
+    Returns:
+        Counts of inserted, already present and skipped (severity-filtered) alerts.
+
+    Raises:
+        ValueError: Unknown channel, or an anomaly without symbol/ts/rule.
+    """
+    unknown = sorted(set(channels) - set(CHANNELS))
+    if unknown:
+        raise ValueError(f"unknown alert channel(s) {unknown}; expected {list(CHANNELS)}")
+    docs, skipped = [], 0
+    for anomaly in anomalies:
+        if str(anomaly.get("severity") or "critical") not in severities:
+            skipped += 1
+            continue
+        payload = build_payload(anomaly, links=links)
+        for channel in dict.fromkeys(channels):
+            key = idempotency_key(payload["alert_key"], channel)
+            docs.append({"idempotency_key": key, "channel": channel, "payload": payload})
+    report = AlertOutboxRepository(db).enqueue(docs, now=now, session=session)
+    return EnqueueReport(report.inserted, report.existing, skipped)

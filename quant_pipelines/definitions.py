@@ -1,0 +1,25 @@
+"""The one ``dg.Definitions`` of the project: loads and merges each area under ``defs/``."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from quant_pipelines.defs import market_data
+from quant_pipelines.defs.resources import MarketDataSource, mongo_resource
+from quant_pipelines.settings import load_settings
+
+
+def build_definitions() -> dg.Definitions:
+    """Merges the areas' definitions and binds the shared resources."""
+    settings = load_settings()
+    resources = {
+        "mongo": mongo_resource(settings),
+        "market_data": MarketDataSource(),
+    }
+    return dg.Definitions.merge(
+        market_data.build_defs(),
+        dg.Definitions(resources=resources),
+    )
+
+
+defs = build_definitions()

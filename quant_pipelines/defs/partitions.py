@@ -1,0 +1,69 @@
+"""Every partitions definition of the project, in one place.
+
+Market data is partitioned by trading day, one definition per asset class, because each
+class has its own calendar: equities skip XNYS weekends and holidays (America/New_York
+dates), FX runs 24/5 and crypto 24/7 (UTC dates). A partition key is a session label
+``YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from functools import lru_cache
+
+import dagster as dg
+import pandas as pd
+
+from quant_pipelines.marketdata.calendars import ASSET_CLASS_CALENDARS, non_session_weekdays
+
+#: First partition of every market-data asset.
+PARTITIONS_START = "2018-01-01"
+#: Holidays are excluded this many days past today (definitions reload daily anyway).
+_EXCLUSION_HORIZON_DAYS = 800
+
+_CRON = {"equity": "0 0 * * 1-5", "fx": "0 0 * * 1-5", "crypto": "0 0 * * *"}
+_TIMEZONE = {"equity": "America/New_York", "fx": "UTC", "crypto": "UTC"}
+
+
+def partition_timezone(asset_class: str) -> str:
+    """Timezone in which an asset class's partition dates are read."""
+    return _TIMEZONE[asset_class]
+
+
+@lru_cache(maxsize=8)
+def trading_day_partitions(asset_class: str) -> dg.TimeWindowPartitionsDefinition:
+    """Trading-day partitions of one asset class; exchange holidays are excluded.
+
+    The partition of the current day exists (``end_offset=1``) so that the after-close
+    schedule can ingest today's session once it has closed.
+
+    Args:
+        asset_class: ``equity``, ``fx`` or ``crypto``.
+
+    Returns:
+        A time-window partitions definition whose keys are session labels.
+    """
+    if asset_class not in ASSET_CLASS_CALENDARS:
+        raise ValueError(
+            f"unknown asset class {asset_class!r}; known: {sorted(ASSET_CLASS_CALENDARS)}"
+        )
+    horizon = (dt.date.today() + dt.timedelta(days=_EXCLUSION_HORIZON_DAYS)).isoformat()
+    holidays = non_session_weekdays(ASSET_CLASS_CALENDARS[asset_class], PARTITIONS_START, horizon)
+    return dg.TimeWindowPartitionsDefinition(
+        start=PARTITIONS_START,
+        fmt="%Y-%m-%d",
+        cron_schedule=_CRON[asset_class],
+        timezone=_TIMEZONE[asset_class],
+        end_offset=1,
+        exclusions=[
+            pd.Timestamp(day).tz_localize(_TIMEZONE[asset_class]).to_pydatetime()
+            for day in holidays
+        ]
+        or None,
+    )
+
+
+def partition_keys_between(asset_class: str, start: str, end: str) -> list[str]:
+    """The partition keys of ``asset_class`` from ``start`` to ``end`` inclusive."""
+    keys = trading_day_partitions(asset_class).get_partition_keys()
+    return [k for k in keys if start <= k <= end]

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+from dagster._utils.schedules import cron_string_iterator
+
+from quant_pipelines.definitions import defs
+
+NY = ZoneInfo("America/New_York")
+
+
+def test_every_job_schedule_and_sensor_resolves() -> None:
+    repo = defs.get_repository_def()
+    jobs = repo.get_all_jobs()
+    names = {j.name for j in jobs}
+    assert {"ingest_equity_bars_job", "ingest_fx_bars_job", "ingest_crypto_bars_job"} <= names
+    for schedule in repo.schedule_defs:
+        for target in schedule.targets if hasattr(schedule, "targets") else []:
+            assert target
+        assert schedule.name.endswith("_schedule")
+    for sensor in repo.sensor_defs:
+        assert sensor.name.endswith("_sensor")
+    for job in jobs:
+        assert job.name.endswith("_job") or job.name.startswith("__")
+
+
+def test_market_bars_assets_carry_their_checks() -> None:
+    graph = defs.resolve_asset_graph()
+    for asset_class in ("equity", "fx", "crypto"):
+        key = dg.AssetKey(["market_bars", asset_class])
+        assert key in graph.get_all_asset_keys()
+        checks = {c.name for c in graph.get_check_keys_for_assets([key])}
+        assert checks == {
+            "bars_have_valid_ohlc",
+            "bars_have_no_duplicates",
+            "bars_cover_the_session",
+            "bars_are_fresh",
+        }
+
+
+def _requests(when: dt.datetime) -> dict[str, str]:
+    requested = {}
+    for asset_class in ("equity", "fx", "crypto"):
+        schedule = defs.resolve_schedule_def(f"daily_{asset_class}_ingestion_schedule")
+        context = dg.build_schedule_context(
+            scheduled_execution_time=when, repository_def=defs.get_repository_def()
+        )
+        result = schedule.evaluate_tick(context)
+        for request in result.run_requests or []:
+            requested[schedule.job_name] = request.partition_key
+        if not result.run_requests:
+            assert result.skip_message and asset_class in result.skip_message
+    return requested
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        # A normal Tuesday: every class ingests that day.
+        (
+            dt.datetime(2024, 3, 5, 20, 30, tzinfo=NY),
+            {
+                "ingest_equity_bars_job": "2024-03-05",
+                "ingest_fx_bars_job": "2024-03-05",
+                "ingest_crypto_bars_job": "2024-03-05",
+            },
+        ),
+        # Independence Day: NYSE closed, FX and crypto trade.
+        (
+            dt.datetime(2024, 7, 4, 20, 30, tzinfo=NY),
+            {"ingest_fx_bars_job": "2024-07-04", "ingest_crypto_bars_job": "2024-07-04"},
+        ),
+        # Saturday: crypto only.
+        (dt.datetime(2024, 3, 9, 20, 30, tzinfo=NY), {"ingest_crypto_bars_job": "2024-03-09"}),
+    ],
+)
+def test_daily_schedule_requests_only_closed_sessions(
+    when: dt.datetime, expected: dict[str, str]
+) -> None:
+    assert _requests(when) == expected
+
+
+def test_daily_schedule_runs_after_the_new_york_close() -> None:
+    schedule = defs.resolve_schedule_def("daily_equity_ingestion_schedule")
+    assert schedule.execution_timezone == "America/New_York"
+    ticks = cron_string_iterator(
+        dt.datetime(2024, 3, 1, tzinfo=NY).timestamp(),
+        schedule.cron_schedule,
+        schedule.execution_timezone,
+    )
+    for _ in range(10):
+        tick = next(ticks).astimezone(NY)
+        assert (tick.hour, tick.minute) == (20, 30)  # after the 16:00 close
