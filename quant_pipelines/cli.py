@@ -13,7 +13,7 @@ def _embedded_server():
     from quant_pipelines.storage import EmbeddedMongo
 
     settings = load_settings()
-    return EmbeddedMongo(settings.dagster_home / "mongo")
+    return EmbeddedMongo(settings.dagster_home / "mongo", port=settings.embedded_mongo_port)
 
 
 def cmd_mongo(args: argparse.Namespace) -> int:

@@ -38,7 +38,8 @@ def run_demo(*, sessions: int = 504) -> int:
     if settings.mongodb_is_embedded:
         from quant_pipelines.storage import EmbeddedMongo
 
-        status = EmbeddedMongo(settings.dagster_home / "mongo").start()
+        server = EmbeddedMongo(settings.dagster_home / "mongo", port=settings.embedded_mongo_port)
+        status = server.start()
         print(f"    {status.describe()}")
     else:
         print(f"    using MONGODB_URI {settings.redacted_uri}")

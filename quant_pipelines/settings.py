@@ -95,6 +95,7 @@ class Settings:
         slack_channel: ``SLACK_CHANNEL``.
         api_host: ``QP_API_HOST``, default loopback.
         api_port: ``QP_API_PORT``.
+        embedded_mongo_port: ``QP_MONGO_PORT``, the embedded server's loopback port.
     """
 
     mongodb_uri: str
@@ -110,6 +111,7 @@ class Settings:
     slack_channel: str = "#data-quality"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
+    embedded_mongo_port: int = EMBEDDED_MONGO_PORT
 
     @property
     def redacted_uri(self) -> str:
@@ -145,8 +147,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     uri = env.get("MONGODB_URI", "").strip()
     home = env.get("DAGSTER_HOME", "").strip()
+    port = _int(env, "QP_MONGO_PORT", EMBEDDED_MONGO_PORT)
     return Settings(
-        mongodb_uri=uri or embedded_mongo_uri(),
+        mongodb_uri=uri or embedded_mongo_uri(port),
+        embedded_mongo_port=port,
         mongodb_db=env.get("MONGODB_DB", "").strip() or DEFAULT_DB,
         mongodb_is_embedded=not uri,
         dagster_home=Path(home).resolve() if home else _PROJECT_ROOT / "dagster_home",
