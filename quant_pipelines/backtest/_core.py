@@ -1,0 +1,175 @@
+"""The single-run accounting core: change points, the fill loop, segments and ruin."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+
+class ChangePoints(NamedTuple):
+    """Fills at change points, flat over one or many runs (ordered by run, then bar).
+
+    ``run`` is the run (column) number, ``bar`` the bar whose open filled; ``old``/``new`` are
+    units before/after, ``cash`` is cash after, ``equity`` is pre-fill equity at the open,
+    ``open`` the open price, ``price`` the fill price and ``commission`` the commission.
+    """
+
+    run: np.ndarray
+    bar: np.ndarray
+    old: np.ndarray
+    new: np.ndarray
+    cash: np.ndarray
+    equity: np.ndarray
+    open: np.ndarray
+    price: np.ndarray
+    commission: np.ndarray
+
+    def take(self, mask: np.ndarray) -> ChangePoints:
+        """The change points selected by a boolean mask or an index array."""
+        return ChangePoints(*(a[mask] for a in self))
+
+
+class Path(NamedTuple):
+    """One run's bar-level path and its fills."""
+
+    units: np.ndarray
+    cash: np.ndarray
+    equity: np.ndarray
+    cps: ChangePoints
+    ruin_bar: int
+    ruin_at_open: bool
+    end_units: float
+
+
+def change_bars(targets: np.ndarray) -> np.ndarray:
+    """Bars (>= 1) at whose open the book trades: where the in-force target changes.
+
+    The target in force at bar k >= 1 is ``targets[k-1]`` (0 before the first decision), so
+    bar 1 trades if ``targets[0] != 0`` and bar k >= 2 if ``targets[k-1] != targets[k-2]``.
+    """
+    n = len(targets)
+    if n < 2:
+        return np.zeros(0, dtype=np.int64)
+    changed = np.empty(n - 1, dtype=bool)
+    changed[0] = targets[0] != 0.0
+    np.not_equal(targets[1:-1], targets[:-2], out=changed[1:])
+    return np.flatnonzero(changed) + 1
+
+
+def simulate(
+    opens: np.ndarray,
+    closes: np.ndarray,
+    targets: np.ndarray,
+    *,
+    commission: float,
+    slippage: float,
+    initial_equity: float,
+) -> Path:
+    """Run the accounting for one target path (already clipped, finite).
+
+    The fill loop visits change points only; units and cash are constant in between, so the
+    bar-level path is a repeat of the per-segment values and equity is ``cash + units * close``.
+
+    Args:
+        opens: Open prices.
+        closes: Close prices.
+        targets: Target exposure decided at each bar's close.
+        commission: Commission rate.
+        slippage: Slippage as a fraction.
+        initial_equity: Starting cash.
+
+    Returns:
+        The :class:`Path`, truncated at ruin (flat zero equity from the ruin bar on).
+    """
+    n = len(opens)
+    bars = change_bars(targets)
+    tg = targets[bars - 1].tolist()
+    new_u, new_c, eq, price, comm = fill_loop(
+        opens[bars].tolist(), tg, 0.0, float(initial_equity), commission, slippage
+    )
+    filled = np.array((new_u, new_c, eq, price, comm)).reshape(5, len(bars))
+    seg_u = np.concatenate(([0.0], filled[0]))
+    seg_c = np.concatenate(([float(initial_equity)], filled[1]))
+    lengths = np.diff(np.concatenate(([0], bars, [n])))
+    units = np.repeat(seg_u, lengths)
+    cash = np.repeat(seg_c, lengths)
+    equity = cash + units * closes
+    m = len(bars)
+    new = seg_u[1:]
+    cps = ChangePoints(
+        np.zeros(m, dtype=np.int64),
+        bars,
+        seg_u[:-1],
+        new,
+        filled[1],
+        filled[2],
+        opens[bars],
+        filled[3],
+        filled[4],
+    )
+    ruin_bar, at_open = _first_ruin(opens, units, cash, equity)
+    if ruin_bar < 0:
+        return Path(units, cash, equity, cps, -1, False, float(units[-1]))
+    end_units = float(units[ruin_bar - 1] if at_open else units[ruin_bar])
+    units[ruin_bar:] = 0.0
+    cash[ruin_bar:] = 0.0
+    equity[ruin_bar:] = 0.0
+    keep = (bars < ruin_bar) | ((bars == ruin_bar) & (not at_open))
+    return Path(units, cash, equity, cps.take(keep), ruin_bar, at_open, end_units)
+
+
+def fill_loop(
+    ops: list[float],
+    tg: list[float],
+    u: float,
+    c: float,
+    commission: float,
+    slippage: float,
+) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+    """Apply targets ``tg`` at opens ``ops`` in sequence from units ``u`` and cash ``c``.
+
+    An inlined copy of :func:`quant_pipelines.backtest.fills._fill` (same operations in the
+    same order) for speed; the tests check bit-for-bit parity with a ``fills.Book``.
+
+    Returns:
+        Lists of new units, new cash, pre-fill equity, fill price and commission.
+    """
+    m = len(ops)
+    new_u, new_c, eq, price, comm = [0.0] * m, [0.0] * m, [0.0] * m, [0.0] * m, [0.0] * m
+    up, down = 1.0 + slippage, 1.0 - slippage
+    for j in range(m):
+        op = ops[j]
+        t = tg[j]
+        e = c + u * op
+        p = op * up
+        nu = t * e / p
+        if not nu > u:
+            p = op * down
+            nu = t * e / p
+            if not nu < u:
+                eq[j], price[j], new_u[j], new_c[j] = e, op, u, c
+                continue
+        d = nu - u
+        fee = commission * abs(d) * p
+        u = nu
+        c = c - d * p - fee
+        new_u[j], new_c[j], price[j], comm[j], eq[j] = u, c, p, fee, e
+    return new_u, new_c, eq, price, comm
+
+
+def _first_ruin(
+    opens: np.ndarray, units: np.ndarray, cash: np.ndarray, equity: np.ndarray
+) -> tuple[int, bool]:
+    """First bar whose pre-fill open equity or close equity is <= 0, and whether at the open."""
+    n = len(opens)
+    open_eq = cash[:-1] + units[:-1] * opens[1:]
+    if equity.min() > 0.0 and (n < 2 or open_eq.min() > 0.0):
+        return -1, False
+    at_close = np.flatnonzero(equity <= 0.0)
+    first_close = int(at_close[0]) if len(at_close) else n
+    at_open = np.flatnonzero(open_eq <= 0.0)
+    first_open = int(at_open[0]) + 1 if len(at_open) else n
+    if first_open <= first_close and first_open < n:
+        return first_open, True
+    return first_close, False
