@@ -42,6 +42,90 @@ def cmd_mongo(args: argparse.Namespace) -> int:
     return 0 if (status.running or args.action == "stop") else 3
 
 
+def _database():
+    """The project database from the settings, after a ping (fails fast, names the host)."""
+    from quant_pipelines.storage import ensure_indexes, make_client, ping
+
+    settings = load_settings()
+    client = make_client(
+        settings.mongodb_uri,
+        server_selection_timeout_ms=settings.server_selection_timeout_ms,
+        timeout_ms=settings.timeout_ms,
+    )
+    ping(client, settings.mongodb_uri)
+    db = client[settings.mongodb_db]
+    ensure_indexes(db)
+    return db
+
+
+def _fmt_time(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else str(value or "-")
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """``alerts list|ack|resolve|false-positive``: the analysts' workflow."""
+    from quant_pipelines.storage import MongoUnavailableError
+    from quant_pipelines.storage.anomaly_workflow import (
+        AnomalyNotFoundError,
+        InvalidTransitionError,
+        list_alerts,
+        list_anomalies,
+        transition,
+    )
+
+    try:
+        db = _database()
+    except MongoUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if args.action == "list":
+        if args.anomalies:
+            rows = list_anomalies(db, status=args.status, severity=args.severity, limit=args.limit)
+            print(f"{'id':24s}  {'symbol':8s} {'ts':16s} {'detector':12s} {'severity':8s} status")
+            for r in rows:
+                print(
+                    f"{r['_id']!s:24s}  {r.get('symbol', ''):8s} {_fmt_time(r.get('ts')):16s} "
+                    f"{r.get('detector', ''):12s} {r.get('severity', ''):8s} "
+                    f"{r.get('status', 'open')}"
+                )
+            return 0
+        rows = list_alerts(
+            db, delivery_status=args.delivery, severity=args.severity, limit=args.limit
+        )
+        print(
+            f"{'anomaly id':24s}  {'channel':8s} {'delivery':8s} {'tries':>5s}  "
+            f"{'symbol':8s} {'ts':16s} {'rule':20s} {'severity':8s} status"
+        )
+        for r in rows:
+            print(
+                f"{r.get('anomaly_id')!s:24s}  {r.get('channel', ''):8s} "
+                f"{r.get('delivery_status', ''):8s} {r.get('attempts', 0):5d}  "
+                f"{r.get('symbol', ''):8s} {_fmt_time(r.get('ts')):16s} "
+                f"{r.get('rule') or r.get('detector') or '':20s} {r.get('severity', ''):8s} "
+                f"{r.get('anomaly_status') or '-'}"
+            )
+        return 0
+    action = {"ack": "ack", "resolve": "resolve", "false-positive": "false_positive"}[args.action]
+    try:
+        doc = transition(db, args.id, action, note=args.note, actor=args.actor)
+    except AnomalyNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except InvalidTransitionError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    print(f"anomaly {args.id}: {doc.get('status')}")
+    return 0
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    """``api``: serve the HTTP API (loopback by default)."""
+    from quant_pipelines.api import serve
+
+    serve(host=args.host, port=args.port)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``demo``: start MongoDB if needed, run the workflow as real Dagster runs, summarise."""
     from quant_pipelines.demo import run_demo
@@ -69,6 +153,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--sessions", type=int, default=504, help="trading days of history to ingest")
     demo.set_defaults(func=cmd_demo)
 
+    alerts = sub.add_parser("alerts", help="list alerts and act on anomalies")
+    alerts.add_argument("action", choices=["list", "ack", "resolve", "false-positive"])
+    alerts.add_argument("id", nargs="?", help="anomaly id (for ack, resolve, false-positive)")
+    alerts.add_argument("--note", default=None)
+    alerts.add_argument("--actor", default=None)
+    alerts.add_argument("--anomalies", action="store_true", help="list anomalies, not alerts")
+    alerts.add_argument("--status", default=None, help="anomaly status filter")
+    alerts.add_argument("--delivery", default=None, help="pending, sending, sent or failed")
+    alerts.add_argument("--severity", default=None)
+    alerts.add_argument("--limit", type=int, default=50)
+    alerts.set_defaults(func=cmd_alerts)
+
+    settings = load_settings()
+    api = sub.add_parser("api", help="serve the HTTP API")
+    api.add_argument("--host", default=settings.api_host)
+    api.add_argument("--port", type=int, default=settings.api_port)
+    api.set_defaults(func=cmd_api)
+
     bench = sub.add_parser("bench", help="run the benchmarks and write docs/benchmarks.md")
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     bench.add_argument("--output", default="docs/benchmarks.md")
@@ -78,7 +180,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``quant-pipelines``."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "action", None) in {"ack", "resolve", "false-positive"} and not args.id:
+        parser.error(f"alerts {args.action} needs an anomaly id")
     return int(args.func(args) or 0)
 
 
