@@ -71,9 +71,13 @@ def ping(client: pymongo.MongoClient, uri: str) -> None:
     Raises:
         MongoUnavailableError: The server did not answer within the selection timeout.
     """
+    # With timeoutMS set, pymongo waits up to timeoutMS (not serverSelectionTimeoutMS) for a
+    # server; bound the ping by the selection timeout so an unreachable host fails fast.
+    deadline = client.options.server_selection_timeout
     try:
-        client.admin.command("ping")
-    except ConnectionFailure as exc:
+        with pymongo.timeout(deadline):
+            client.admin.command("ping")
+    except (ConnectionFailure, pymongo.errors.ExecutionTimeout) as exc:
         raise MongoUnavailableError(describe_failure(uri, exc)) from None
 
 
@@ -82,6 +86,8 @@ def describe_failure(uri: str, exc: BaseException) -> str:
     timeout = ""
     if isinstance(exc, pymongo.errors.ServerSelectionTimeoutError):
         timeout = " (server selection timed out)"
+    elif isinstance(exc, pymongo.errors.ExecutionTimeout | pymongo.errors.NetworkTimeout):
+        timeout = " (timed out)"
     return (
         f"MongoDB at {uri_hosts(uri)} is unreachable{timeout}: {type(exc).__name__}. "
         "Start the embedded server with `quant-pipelines mongo start` or set MONGODB_URI."

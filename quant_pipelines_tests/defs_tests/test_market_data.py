@@ -214,7 +214,7 @@ def test_unreachable_mongodb_fails_fast_names_host_and_is_retried(
     resource = MongoResource(
         uri=f"mongodb://ops:hunter2@127.0.0.1:{port}/?directConnection=true",
         server_selection_timeout_ms=300,
-        timeout_ms=2_000,
+        timeout_ms=60_000,  # the ping is bounded by the selection timeout
     )
     result = dg.materialize(
         [CRYPTO],

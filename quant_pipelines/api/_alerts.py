@@ -1,0 +1,102 @@
+"""Routes of the analysts' workflow on anomalies: list, acknowledge, resolve, false positive."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
+from pymongo.database import Database
+
+from quant_pipelines.api._context import database
+from quant_pipelines.api._json import document
+from quant_pipelines.api.schemas import SYMBOL_PATTERN, AlertAction, AlertList
+from quant_pipelines.storage.alerts import (
+    AnomalyNotFoundError,
+    InvalidTransitionError,
+    list_anomalies,
+    transition,
+)
+
+router = APIRouter(tags=["alerts"])
+
+MAX_ALERTS = 500
+AnomalyStatus = Literal["open", "acknowledged", "resolved", "false_positive"]
+Severity = Literal["info", "warning", "critical"]
+AlertId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$",
+        description="The anomaly id (24 hex digits for an ObjectId).",
+    ),
+]
+_TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No anomaly has this id"},
+    409: {"description": "Not allowed from the anomaly's current status"},
+}
+
+
+@router.get("/alerts", response_model=AlertList, summary="Anomalies under review")
+def alerts(
+    db: Annotated[Database, Depends(database)],
+    status: Annotated[AnomalyStatus | None, Query(description="Workflow status.")] = None,
+    severity: Annotated[Severity | None, Query()] = None,
+    symbol: Annotated[str | None, Query(pattern=SYMBOL_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_ALERTS)] = 100,
+) -> dict[str, Any]:
+    """Anomalies, newest bar first; a document without a status counts as ``open``."""
+    rows = list_anomalies(db, status=status, severity=severity, symbol=symbol, limit=limit)
+    items = []
+    for row in rows:
+        item = document(row)
+        item.setdefault("status", "open")
+        items.append(item)
+    return {"count": len(items), "alerts": items}
+
+
+def _act(db: Database, alert_id: str, action: str, body: AlertAction | None) -> dict[str, Any]:
+    body = body or AlertAction()
+    try:
+        doc = transition(db, alert_id, action, note=body.note, actor=body.actor)
+    except AnomalyNotFoundError:
+        raise HTTPException(404, detail=f"no alert with id {alert_id!r}") from None
+    except InvalidTransitionError as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+    return document(doc)
+
+
+OptionalAction = Annotated[AlertAction | None, Body()]
+
+
+@router.post(
+    "/alerts/{alert_id}/ack", summary="Acknowledge an alert", responses=_TRANSITION_RESPONSES
+)
+def acknowledge(
+    alert_id: AlertId, db: Annotated[Database, Depends(database)], body: OptionalAction = None
+) -> dict[str, Any]:
+    """open -> acknowledged; stamps ``acknowledged_at`` and appends to ``history``."""
+    return _act(db, alert_id, "ack", body)
+
+
+@router.post(
+    "/alerts/{alert_id}/resolve", summary="Resolve an alert", responses=_TRANSITION_RESPONSES
+)
+def resolve(
+    alert_id: AlertId, db: Annotated[Database, Depends(database)], body: OptionalAction = None
+) -> dict[str, Any]:
+    """open | acknowledged -> resolved; stamps ``resolved_at``, ``closed_at`` and the time to
+    resolution."""
+    return _act(db, alert_id, "resolve", body)
+
+
+@router.post(
+    "/alerts/{alert_id}/false-positive",
+    summary="Mark an alert a false positive",
+    responses=_TRANSITION_RESPONSES,
+)
+def false_positive(
+    alert_id: AlertId, db: Annotated[Database, Depends(database)], body: OptionalAction = None
+) -> dict[str, Any]:
+    """open | acknowledged -> false_positive; its bar leaves the next training window."""
+    return _act(db, alert_id, "false_positive", body)

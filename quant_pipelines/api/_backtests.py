@@ -1,0 +1,181 @@
+"""Routes of the backtest optimizer: request a study, follow it, read the leaderboard."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pymongo.database import Database
+
+from quant_pipelines.api import _studies
+from quant_pipelines.api._context import ApiContext, api_context, database
+from quant_pipelines.api._json import document
+from quant_pipelines.api.schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
+    STRATEGY_PATTERN,
+    Leaderboard,
+    OptimizeAccepted,
+    OptimizeRequest,
+    OptimizeStatus,
+)
+from quant_pipelines.marketdata import ASSET_CLASSES
+from quant_pipelines.storage.requests import (
+    IdempotencyConflictError,
+    create_request,
+    get_request,
+)
+
+router = APIRouter(tags=["backtests"])
+
+MAX_LEADERBOARD = 100
+MAX_TOP_TRIALS = 50
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Makes retries safe: the same key and body give the same request.",
+    ),
+]
+
+
+def _error(loc: str, kind: str, msg: str, value: Any, **ctx: Any) -> dict[str, Any]:
+    return {"type": kind, "loc": ("body", loc), "msg": msg, "input": value, "ctx": ctx}
+
+
+def _check_domain(body: OptimizeRequest, ctx: ApiContext) -> list[str]:
+    """Checks the strategy and the symbols against the registry and the universe.
+
+    Returns:
+        The symbols with their canonical names.
+
+    Raises:
+        RequestValidationError: Unknown strategy (listing the known ones), unknown symbols
+            (naming them), or duplicate symbols.
+    """
+    errors = []
+    known = list(ctx.strategies())
+    if body.strategy not in known:
+        msg = f"unknown strategy {body.strategy!r}; known strategies: {', '.join(known)}"
+        errors.append(_error("strategy", "unknown_strategy", msg, body.strategy, known=known))
+    unknown = [s for s in body.symbols if s not in ctx.universe]
+    if unknown:
+        names = list(ctx.universe.names)
+        msg = f"symbols not in the universe: {', '.join(unknown)}; known: {', '.join(names)}"
+        errors.append(
+            _error("symbols", "unknown_symbols", msg, body.symbols, unknown=unknown, known=names)
+        )
+        canonical = []
+    else:
+        canonical = [ctx.universe.get(s).name for s in body.symbols]
+        duplicates = sorted({s for s in canonical if canonical.count(s) > 1})
+        if duplicates:
+            msg = f"symbols listed more than once: {', '.join(duplicates)}"
+            errors.append(
+                _error("symbols", "duplicate_symbols", msg, body.symbols, duplicates=duplicates)
+            )
+    if errors:
+        raise RequestValidationError(errors)
+    return canonical
+
+
+@router.post(
+    "/backtests/optimize",
+    status_code=202,
+    response_model=OptimizeAccepted,
+    summary="Request an optimization study",
+    responses={
+        409: {"description": "Idempotency-Key reused with a different body"},
+        413: {"description": "Body larger than 64 KiB"},
+        422: {"description": "Invalid body, unknown strategy or symbols"},
+        503: {"description": "MongoDB unreachable"},
+    },
+)
+def request_optimization(
+    body: OptimizeRequest,
+    request: Request,
+    response: Response,
+    ctx: Annotated[ApiContext, Depends(api_context)],
+    idempotency_key: IdempotencyKey = None,
+) -> OptimizeAccepted:
+    """Records the request as ``queued``; the Dagster sensor launches (or defers) its run."""
+    symbols = _check_domain(body, ctx)
+    wf = body.walk_forward_config()
+    params = body.model_dump(mode="json", exclude={"walk_forward"})
+    params.update(symbols=symbols, walk_forward=wf.model_dump() if wf else None)
+    asset_classes = sorted({ctx.universe.get(s).asset_class for s in symbols})
+    try:
+        result = create_request(
+            ctx.database(),
+            params,
+            idempotency_key=idempotency_key,
+            extra={"asset_classes": asset_classes},
+        )
+    except IdempotencyConflictError as exc:
+        raise HTTPException(409, detail=str(exc)) from None
+    doc = result.document
+    path = request.app.url_path_for("optimization_status", request_id=doc["request_id"])
+    status_url = request.scope.get("root_path", "") + path
+    response.headers["Location"] = status_url
+    if not result.created:
+        response.headers["Idempotent-Replayed"] = "true"
+    return OptimizeAccepted(
+        request_id=doc["request_id"], status_url=status_url, status=doc["status"]
+    )
+
+
+@router.get(
+    "/backtests/optimize/{request_id}",
+    name="optimization_status",
+    response_model=OptimizeStatus,
+    summary="Status, progress and top trials of a request",
+    responses={404: {"description": "Unknown request id"}},
+)
+def optimization_status(
+    request_id: str,
+    db: Annotated[Database, Depends(database)],
+    top: Annotated[int, Query(ge=0, le=MAX_TOP_TRIALS, description="Top trials to list.")] = 5,
+) -> dict[str, Any]:
+    """The request's status, the Dagster run id, progress and the study's best trials."""
+    doc = get_request(db, request_id)
+    if doc is None:
+        raise HTTPException(404, detail=f"no optimization request with id {request_id!r}")
+    study = _studies.get_study(db, doc["study_name"])
+    progress = {"total": doc["params"].get("n_trials")}
+    progress.update({k: v for k, v in (doc.get("progress") or {}).items() if v is not None})
+    if study and study.get("progress"):
+        progress.update({k: v for k, v in study["progress"].items() if v is not None})
+    out = document(doc)
+    out.update(
+        study_status=study.get("status") if study else None,
+        progress=progress,
+        top_trials=[document(t) for t in _studies.top_trials(db, doc["study_name"], top)]
+        if top
+        else [],
+    )
+    return out
+
+
+@router.get(
+    "/backtests/leaderboard",
+    response_model=Leaderboard,
+    summary="Best trials across studies",
+)
+def leaderboard(
+    db: Annotated[Database, Depends(database)],
+    strategy: Annotated[str | None, Query(pattern=STRATEGY_PATTERN)] = None,
+    asset_class: Annotated[str | None, Query(pattern="^(" + "|".join(ASSET_CLASSES) + ")$")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LEADERBOARD)] = 20,
+) -> dict[str, Any]:
+    """The top trials, ranked, optionally of one strategy and one asset class."""
+    rows = _studies.leaderboard(db, strategy=strategy, asset_class=asset_class, limit=limit)
+    return {
+        "strategy": strategy,
+        "asset_class": asset_class,
+        "limit": limit,
+        "entries": [document(r) for r in rows],
+    }

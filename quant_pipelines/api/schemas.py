@@ -1,0 +1,191 @@
+"""Request and response bodies of the HTTP API (pydantic, strict).
+
+Request models are strict and forbid unknown fields: a JSON object where a string is
+expected (``{"$ne": ""}``), a string where a number is expected, or an extra key is a 422.
+Every free-form string is checked by a pattern, and none may start with ``$``, so nothing
+from a body can become a MongoDB operator.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
+
+OBJECTIVES = ("sharpe", "sortino", "calmar", "total_return", "multi", "regime_robust")
+SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "nsga2")
+MAX_TRIALS = 2000
+MAX_SYMBOLS = 100
+MAX_SEED = 2**32 - 1
+
+Objective = Literal["sharpe", "sortino", "calmar", "total_return", "multi", "regime_robust"]
+Sampler = Literal["tpe", "random", "cmaes", "gp", "qmc", "nsga2"]
+
+#: A strategy name: lower-case identifier.
+STRATEGY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+#: A ticker: letters and digits, then also ``. _ - /``; never a leading ``$``.
+SYMBOL_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,31}$"
+#: An analyst name.
+ACTOR_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@ -]{0,63}$"
+#: The Idempotency-Key header: 1 to 255 visible ASCII characters, not starting with ``$``.
+IDEMPOTENCY_KEY_PATTERN = r"^[A-Za-z0-9_.:+/=-][\x21-\x7e]{0,254}$"
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+StrategyName = Annotated[str, StringConstraints(strict=True, pattern=STRATEGY_PATTERN)]
+SymbolName = Annotated[str, StringConstraints(strict=True, pattern=SYMBOL_PATTERN)]
+
+
+def _iso_date_string(value: Any) -> Any:
+    """Only a ``YYYY-MM-DD`` string is a date here (no numbers, no datetimes)."""
+    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+        raise ValueError("expected a date string 'YYYY-MM-DD'")
+    return value
+
+
+#: A calendar date given as ``"YYYY-MM-DD"``.
+IsoDate = Annotated[dt.date, BeforeValidator(_iso_date_string), Field(strict=False)]
+
+
+def _free_text(value: str) -> str:
+    if value.startswith("$"):
+        raise ValueError("must not start with '$'")
+    if _CONTROL.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class WalkForwardConfig(_Strict):
+    """Walk-forward folds, used as the pruning steps of each trial.
+
+    The first ``train_frac`` of the bars is the first training window; the rest is cut into
+    ``n_folds`` test windows. Anchored training windows start at the first bar; rolling ones
+    keep the first window's length. ``purge`` bars between train and test are dropped.
+    """
+
+    n_folds: int = Field(4, ge=2, le=20, description="Number of out-of-sample test windows.")
+    scheme: Literal["anchored", "rolling"] = "anchored"
+    train_frac: float = Field(0.5, gt=0.05, lt=0.95, description="Share of the first window.")
+    purge: int = Field(0, ge=0, le=1000, description="Bars dropped between train and test.")
+
+
+class OptimizeRequest(_Strict):
+    """``POST /backtests/optimize``: one Optuna study over a strategy's search space."""
+
+    strategy: StrategyName = Field(description="A registered strategy, e.g. 'sma_crossover'.")
+    symbols: list[SymbolName] = Field(
+        min_length=1, max_length=MAX_SYMBOLS, description="Symbols of the universe."
+    )
+    start: IsoDate = Field(description="First day of the data, 'YYYY-MM-DD' (inclusive).")
+    end: IsoDate = Field(description="Last day of the data, 'YYYY-MM-DD' (after start).")
+    n_trials: int = Field(100, ge=1, le=MAX_TRIALS, description="Trials to run.")
+    objective: Objective = "sharpe"
+    sampler: Sampler = "tpe"
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the sampler.")
+    walk_forward: bool | WalkForwardConfig = Field(
+        False,
+        description="false: one in-sample/out-of-sample split; true: default folds; "
+        "or an object with the folds.",
+    )
+    urgent: bool = Field(False, description="Run now even during market hours.")
+
+    @field_validator("end")
+    @classmethod
+    def _end_after_start(cls, end: dt.date, info: ValidationInfo) -> dt.date:
+        start = info.data.get("start")
+        if start is not None and not start < end:
+            raise ValueError(f"end ({end}) must be after start ({start})")
+        return end
+
+    def walk_forward_config(self) -> WalkForwardConfig | None:
+        """The folds to use, or None for a single split."""
+        if isinstance(self.walk_forward, WalkForwardConfig):
+            return self.walk_forward
+        return WalkForwardConfig() if self.walk_forward else None
+
+
+class OptimizeAccepted(BaseModel):
+    """The 202 answer: where to follow the request."""
+
+    request_id: str
+    status_url: str
+    status: str
+
+
+class AlertAction(_Strict):
+    """Optional body of ``POST /alerts/{id}/ack|resolve|false-positive``."""
+
+    note: Annotated[str, Field(max_length=2000), AfterValidator(_free_text)] | None = None
+    actor: Annotated[str, StringConstraints(strict=True, pattern=ACTOR_PATTERN)] | None = None
+
+
+class Progress(BaseModel):
+    """How far a study has got."""
+
+    done: int = 0
+    total: int | None = None
+    best_value: float | list[float] | None = None
+    best_params: dict[str, Any] | None = None
+    trials_per_hour: float | None = None
+    eta_s: float | None = None
+
+
+class OptimizeStatus(BaseModel):
+    """``GET /backtests/optimize/{request_id}``."""
+
+    request_id: str
+    status: Literal["queued", "deferred", "running", "succeeded", "failed"]
+    urgent: bool
+    params: dict[str, Any]
+    asset_classes: list[str] = []
+    study_name: str
+    study_status: str | None = None
+    run_id: str | None = None
+    progress: Progress
+    top_trials: list[dict[str, Any]]
+    error: str | None = None
+    deferred_until: dt.datetime | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    launched_at: dt.datetime | None = None
+    finished_at: dt.datetime | None = None
+
+
+class Leaderboard(BaseModel):
+    """``GET /backtests/leaderboard``."""
+
+    strategy: str | None
+    asset_class: str | None
+    limit: int
+    entries: list[dict[str, Any]]
+
+
+class AlertList(BaseModel):
+    """``GET /alerts``."""
+
+    count: int
+    alerts: list[dict[str, Any]]
+
+
+class Health(BaseModel):
+    """``GET /healthz``."""
+
+    status: Literal["ok", "unavailable"]
+    mongodb: str
+    detail: str | None = None
