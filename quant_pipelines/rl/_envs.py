@@ -1,0 +1,104 @@
+"""Simulator configuration stored with a policy, and the (vectorised) envs built from it."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import pandas as pd
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from quant_pipelines.backtest import Costs
+from quant_pipelines.simulator import ObservationConfig, TradingSimulator
+
+#: Simulator options a caller may set through ``env_options`` (the rest come from the engine).
+ENV_OPTIONS: tuple[str, ...] = (
+    "observation",
+    "reward",
+    "drawdown_penalty",
+    "sharpe_eta",
+    "reward_clip",
+    "initial_equity",
+    "episode_length",
+)
+
+DEFAULT_EPISODE_LENGTH = 256
+VEC_ENVS: tuple[str, ...] = ("dummy", "subproc")
+
+
+def env_config(
+    *,
+    action_space: str,
+    costs: Costs | None,
+    max_drawdown: float | None,
+    options: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """The JSON-friendly simulator configuration a policy is trained (and replayed) with.
+
+    Raises:
+        ValueError: On an unknown option.
+    """
+    opts = dict(options or {})
+    unknown = sorted(set(opts) - set(ENV_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown env_options {unknown}; allowed: {list(ENV_OPTIONS)}")
+    obs = opts.pop("observation", None)
+    if isinstance(obs, ObservationConfig):
+        obs = obs.to_dict()
+    c = costs if costs is not None else Costs()
+    return {
+        "action_space": action_space,
+        "observation": ObservationConfig.from_dict(obs).to_dict(),
+        "reward": opts.get("reward", "log"),
+        "drawdown_penalty": float(opts.get("drawdown_penalty", 0.0)),
+        "sharpe_eta": float(opts.get("sharpe_eta", 0.01)),
+        "reward_clip": float(opts.get("reward_clip", 10.0)),
+        "initial_equity": float(opts.get("initial_equity", 100_000.0)),
+        "episode_length": opts.get("episode_length", DEFAULT_EPISODE_LENGTH),
+        "max_drawdown": max_drawdown,
+        "costs": dataclasses.asdict(c),
+    }
+
+
+def simulator_kwargs(config: Mapping[str, Any], **overrides: Any) -> dict[str, Any]:
+    """``TradingSimulator`` keyword arguments from an :func:`env_config` dict."""
+    kwargs = {k: v for k, v in config.items() if k not in ("costs", "observation")}
+    kwargs["costs"] = Costs(**config["costs"])
+    kwargs["observation"] = ObservationConfig.from_dict(config["observation"])
+    kwargs.update(overrides)
+    return kwargs
+
+
+@dataclass(frozen=True)
+class EnvFactory:
+    """A picklable env constructor (SubprocVecEnv ships it to its workers).
+
+    Attributes:
+        bars: Bars of the whole history.
+        kwargs: ``TradingSimulator`` keyword arguments.
+        monitor: Wrap in SB3's ``Monitor`` (episode length and return in ``info``).
+    """
+
+    bars: pd.DataFrame
+    kwargs: dict[str, Any]
+    monitor: bool = True
+
+    def __call__(self) -> gym.Env:
+        env = TradingSimulator(self.bars, **self.kwargs)
+        return Monitor(env) if self.monitor else env
+
+
+def make_vec_env(factory: EnvFactory, *, n_envs: int, vec_env: str) -> VecEnv:
+    """``n_envs`` copies of the env in a DummyVecEnv or SubprocVecEnv.
+
+    Raises:
+        ValueError: On an unknown ``vec_env``.
+    """
+    if vec_env not in VEC_ENVS:
+        raise ValueError(f"vec_env must be one of {VEC_ENVS}, got {vec_env!r}")
+    fns = [factory] * n_envs
+    return SubprocVecEnv(fns) if vec_env == "subproc" else DummyVecEnv(fns)

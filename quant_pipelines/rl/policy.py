@@ -1,0 +1,150 @@
+"""``TrainedPolicy``: an SB3 model with everything needed to replay, store and audit it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from quant_pipelines.rl._envs import simulator_kwargs
+from quant_pipelines.rl.hashing import sha256_file, verify_and_load
+from quant_pipelines.simulator import TradingSimulator
+
+META_VERSION = 1
+
+
+@dataclass
+class TrainedPolicy:
+    """A trained Stable-Baselines3 model and its metadata.
+
+    Attributes:
+        model: The SB3 model.
+        algo: "ppo", "a2c", "dqn" or "sac".
+        seed: Training seed.
+        action_space: "discrete" or "continuous".
+        total_timesteps: Timesteps requested by the last ``train`` call.
+        num_timesteps: The model's timestep counter (carries on across resumed runs).
+        env_config: Simulator configuration (observation config, reward, costs, limits).
+        hyperparams: SB3 hyperparameters used.
+        guardrails: The guardrail limits of training (``Guardrails.to_dict()``).
+        obs_norm: Frozen VecNormalize observation statistics (``mean``, ``var``, ``clip_obs``,
+            ``epsilon``) when training normalised observations, else None.
+        checkpoints: Checkpoint paths written during training, oldest first.
+        best_model_path: EvalCallback's best model on the validation range, if any.
+        metrics: Training metrics (episodes, lengths, rewards, evaluations, stop reason, ...).
+        run_dir: Directory of the training run.
+        path: Where the model zip was last saved.
+        sha256: SHA-256 of that zip.
+        policy_id: Id given by the policy store, when stored.
+    """
+
+    model: BaseAlgorithm
+    algo: str
+    seed: int
+    action_space: str
+    total_timesteps: int
+    num_timesteps: int
+    env_config: dict[str, Any]
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    guardrails: dict[str, Any] = field(default_factory=dict)
+    obs_norm: dict[str, Any] | None = None
+    checkpoints: list[str] = field(default_factory=list)
+    best_model_path: str | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    run_dir: str | None = None
+    path: str | None = None
+    sha256: str | None = None
+    policy_id: str | None = None
+
+    def normalize(self, obs: np.ndarray) -> np.ndarray:
+        """Apply the frozen observation normalisation of training (identity without it)."""
+        if self.obs_norm is None:
+            return obs
+        n = self.obs_norm
+        mean = np.asarray(n["mean"], dtype=np.float64)
+        std = np.sqrt(np.asarray(n["var"], dtype=np.float64) + n["epsilon"])
+        clip = n["clip_obs"]
+        return np.clip((obs - mean) / std, -clip, clip).astype(np.float32)
+
+    def predict(self, obs: np.ndarray, *, deterministic: bool = True) -> np.ndarray:
+        """The model's action for one (unnormalised) simulator observation."""
+        action, _ = self.model.predict(self.normalize(obs), deterministic=deterministic)
+        return action
+
+    def make_env(self, bars: pd.DataFrame, **overrides: Any) -> TradingSimulator:
+        """A simulator over ``bars`` configured as in training (``overrides`` win)."""
+        return TradingSimulator(bars, **simulator_kwargs(self.env_config, **overrides))
+
+    def meta(self) -> dict[str, Any]:
+        """JSON-friendly metadata (everything but the model) for a policy store."""
+        return {
+            "meta_version": META_VERSION,
+            "algo": self.algo,
+            "seed": self.seed,
+            "action_space": self.action_space,
+            "total_timesteps": self.total_timesteps,
+            "num_timesteps": self.num_timesteps,
+            "env_config": self.env_config,
+            "hyperparams": _jsonable(self.hyperparams),
+            "guardrails": self.guardrails,
+            "obs_norm": self.obs_norm,
+            "checkpoints": list(self.checkpoints),
+            "best_model_path": self.best_model_path,
+            "metrics": _jsonable(self.metrics),
+            "run_dir": self.run_dir,
+            "sha256": self.sha256,
+            "policy_id": self.policy_id,
+        }
+
+    def save(self, path: str | Path) -> str:
+        """Save the model zip and a ``.json`` metadata sidecar; returns the zip's SHA-256.
+
+        The sidecar is a convenience for humans; a load must take the expected hash from a
+        trusted record (the store), not from the sidecar next to the file.
+        """
+        p = Path(path).with_suffix(".zip")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        self.model.save(p)
+        self.path = str(p)
+        self.sha256 = sha256_file(p)
+        p.with_suffix(".json").write_text(json.dumps(self.meta(), indent=2, sort_keys=True))
+        return self.sha256
+
+    @classmethod
+    def load(cls, path: str | Path, meta: dict[str, Any]) -> TrainedPolicy:
+        """Load a saved policy after checking the zip against ``meta["sha256"]``.
+
+        Args:
+            path: The model zip.
+            meta: Trusted metadata (from the store), as produced by :meth:`meta`.
+
+        Raises:
+            PolicyIntegrityError: If the file's hash differs (nothing is deserialised).
+        """
+        model = verify_and_load(path, meta.get("sha256") or "", meta["algo"])
+        fields = {
+            k: meta.get(k)
+            for k in cls.__dataclass_fields__
+            if k not in ("model", "path") and k in meta
+        }
+        return cls(model=model, path=str(path), **fields)
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars to Python, tuples to lists, callables to their repr."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return repr(value)
