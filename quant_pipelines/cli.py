@@ -126,6 +126,24 @@ def cmd_api(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_optuna_dashboard(args: argparse.Namespace) -> int:
+    """``optuna-dashboard``: optuna-dashboard on loopback over the MongoDB-backed studies."""
+    import optuna_dashboard
+
+    from quant_pipelines.storage import MongoUnavailableError, optuna_storage
+
+    try:
+        db = _database()
+    except MongoUnavailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    # Read-only viewing: no leases, so the dashboard never fails another worker's trial.
+    storage = optuna_storage(db, heartbeat_interval=None)
+    print(f"optuna-dashboard on http://{args.host}:{args.port} (studies in {db.name})", flush=True)
+    optuna_dashboard.run_server(storage, host=args.host, port=args.port)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     """``demo``: start MongoDB if needed, run the workflow as real Dagster runs, summarise."""
     from quant_pipelines.demo import run_demo
@@ -170,6 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_argument("--host", default=settings.api_host)
     api.add_argument("--port", type=int, default=settings.api_port)
     api.set_defaults(func=cmd_api)
+
+    dash = sub.add_parser("optuna-dashboard", help="optuna-dashboard over the MongoDB studies")
+    dash.add_argument("--host", default="127.0.0.1")
+    dash.add_argument("--port", type=int, default=8080)
+    dash.set_defaults(func=cmd_optuna_dashboard)
 
     bench = sub.add_parser("bench", help="run the benchmarks and write docs/benchmarks.md")
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")

@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quant_pipelines.defs import market_data
-from quant_pipelines.defs.resources import MarketDataSource, mongo_resource
+from quant_pipelines.defs import market_data, optimization, quality, rl
+from quant_pipelines.defs.resources import MarketDataSource, MongoIOManager, mongo_resource
 from quant_pipelines.settings import load_settings
 
 
 def build_definitions() -> dg.Definitions:
     """Merges the areas' definitions and binds the shared resources."""
     settings = load_settings()
+    mongo = mongo_resource(settings)
     resources = {
-        "mongo": mongo_resource(settings),
+        "mongo": mongo,
+        "mongo_io": MongoIOManager(mongo=mongo),
         "market_data": MarketDataSource(),
     }
     return dg.Definitions.merge(
         market_data.build_defs(),
+        quality.build_defs(),
+        optimization.build_defs(),
+        rl.build_defs(),
         dg.Definitions(resources=resources),
     )
 

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pandas as pd
 
+from quant_pipelines.alerts import enqueue_alerts
 from quant_pipelines.defs import _ingest_checks as checks
 from quant_pipelines.defs.partitions import trading_day_partitions
 from quant_pipelines.defs.resources import MarketDataSource, MongoResource
@@ -21,9 +22,12 @@ from quant_pipelines.marketdata import (
     sessions,
 )
 from quant_pipelines.marketdata.calendars import session_bounds
-from quant_pipelines.marketdata.ingest import PreparedBars, prepare_bars
+from quant_pipelines.marketdata.ingest import OHLC_RULES, PreparedBars, prepare_bars
 from quant_pipelines.marketdata.universe import UniverseError
+from quant_pipelines.storage.quality import upsert_anomalies
 
+#: Rules whose failure is a blocking check failure, and so an alert.
+GATE_RULES = OHLC_RULES | {"duplicate_ts"}
 INGEST_RETRY = dg.RetryPolicy(max_retries=2, delay=1, backoff=dg.Backoff.EXPONENTIAL)
 ASSET_CLASSES = ("equity", "fx", "crypto")
 WORKLOAD_TAG = "quant_pipelines/workload"
@@ -90,6 +94,36 @@ def _preview(prepared: list[PreparedBars], rows: int = 10) -> dg.TableMetadataVa
         for ts, row in frame.iterrows()
     ]
     return dg.MetadataValue.table(records=records, schema=schema)
+
+
+def _record_gate_failures(mongo: MongoResource, prepared: list[PreparedBars], batch_id: str) -> int:
+    """Records rows failing a blocking check as critical anomalies and enqueues their alerts.
+
+    One anomaly (detector ``validation``) and one alert per (symbol, ts, rule), in the same
+    step that stores the bars; upserts make a re-run add nothing.
+    """
+    rows = []
+    for p in prepared:
+        for issue in p.issues:
+            if issue.rule in GATE_RULES and issue.ts is not None:
+                rows.append(
+                    {
+                        "symbol": p.symbol,
+                        "ts": issue.ts,
+                        "detector": f"validation:{issue.rule}",
+                        "rule": issue.rule,
+                        "severity": "critical",
+                        "score": 1.0,
+                        "threshold": 0.0,
+                        "message": issue.message,
+                        "batch_id": batch_id,
+                    }
+                )
+    if not rows:
+        return 0
+    db = mongo.get_db()
+    stored = upsert_anomalies(db, rows)
+    return enqueue_alerts(db, stored).inserted
 
 
 def build_market_bars_asset(asset_class: str) -> dg.AssetsDefinition:
@@ -169,6 +203,9 @@ def build_market_bars_asset(asset_class: str) -> dg.AssetsDefinition:
             },
         }
         mongo.ingest_batches().record(batch_id, summary, run_id=context.run.run_id)
+        alerted = _record_gate_failures(mongo, prepared, batch_id)
+        if alerted:
+            context.log.warning(f"{alerted} alert(s) enqueued for bars failing a blocking check")
         context.log.info(
             f"{key.to_user_string()} {keys[0]}..{keys[-1]}: {rows} bars "
             f"({inserted} new, {updated} updated) into {mongo.database}.bars"

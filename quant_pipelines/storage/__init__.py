@@ -5,7 +5,7 @@ May import pymongo, gridfs, optuna and the domain packages; never dagster, api o
 
 from __future__ import annotations
 
-from quant_pipelines.storage import collections
+from quant_pipelines.storage import collections, requests, studies
 from quant_pipelines.storage.bars import BarsRepository, UpsertReport, bar_documents
 from quant_pipelines.storage.batches import IngestBatchesRepository
 from quant_pipelines.storage.client import (
@@ -17,14 +17,26 @@ from quant_pipelines.storage.client import (
 )
 from quant_pipelines.storage.embedded import EmbeddedMongo, EmbeddedMongoError, ServerStatus
 from quant_pipelines.storage.indexes import ensure_indexes
+from quant_pipelines.storage.optuna_journal import (
+    MongoJournalBackend,
+    MongoJournalStorage,
+    optuna_storage,
+)
+from quant_pipelines.storage.policies import GridFSPolicyStore, PolicyNotFoundError
+from quant_pipelines.storage.studies import StudiesRepository
 
 __all__ = [
     "BarsRepository",
     "EmbeddedMongo",
     "EmbeddedMongoError",
+    "GridFSPolicyStore",
     "IngestBatchesRepository",
+    "MongoJournalBackend",
+    "MongoJournalStorage",
     "MongoUnavailableError",
+    "PolicyNotFoundError",
     "ServerStatus",
+    "StudiesRepository",
     "UpsertReport",
     "bar_documents",
     "collections",
@@ -32,5 +44,8 @@ __all__ = [
     "ensure_indexes",
     "get_database",
     "make_client",
+    "optuna_storage",
     "ping",
+    "requests",
+    "studies",
 ]

@@ -94,3 +94,30 @@ def test_daily_schedule_runs_after_the_new_york_close() -> None:
     for _ in range(10):
         tick = next(ticks).astimezone(NY)
         assert (tick.hour, tick.minute) == (20, 30)  # after the 16:00 close
+
+
+def test_next_50_ticks_of_every_schedule_fall_outside_the_nyse_session() -> None:
+    from quant_pipelines.marketdata import is_session_open
+
+    repo = defs.get_repository_def()
+    assert repo.schedule_defs
+    start = dt.datetime(2026, 11, 23, tzinfo=NY).timestamp()
+    for schedule in repo.schedule_defs:
+        ticks = cron_string_iterator(start, schedule.cron_schedule, schedule.execution_timezone)
+        for _ in range(50):
+            tick = next(ticks)
+            assert not is_session_open("XNYS", tick), f"{schedule.name} ticks at {tick}"
+
+
+def test_every_job_is_resolvable_and_has_its_assets() -> None:
+    for name in (
+        "ingest_equity_bars_job",
+        "optimize_strategy_job",
+        "optimization_leaderboard_job",
+        "rl_training_job",
+    ):
+        job = defs.resolve_job_def(name)
+        assert job.asset_layer.executable_asset_keys, name
+    assert (
+        defs.resolve_sensor_def("optimization_request_sensor").job_name == "optimize_strategy_job"
+    )

@@ -185,6 +185,20 @@ def test_bad_bars_fail_the_blocking_check_and_stop_downstream(
     assert dg.AssetKey("downstream_of_equity_bars") not in materialized
     # Nothing is lost: the bad rows are stored, flagged, and never read as data.
     assert mongo_db.bars.count_documents({"valid": False}) == 3
+    # Each failing (symbol, ts, rule) is a critical anomaly with its alert, once.
+    anomalies = list(mongo_db.anomalies.find({"symbol": "AAPL"}))
+    assert {a["rule"] for a in anomalies} >= {"nan_value", "non_positive_price"}
+    assert all(a["severity"] == "critical" for a in anomalies)
+    alerts = mongo_db.alert_outbox.count_documents({})
+    assert alerts == 2 * len(anomalies)  # webhook and slack
+    dg.materialize(
+        [EQUITY],
+        resources={"mongo": mongo_resource, "market_data": source},
+        tags=_range_tags("2024-01-02", "2024-01-12"),
+        raise_on_error=False,
+    )
+    assert mongo_db.anomalies.count_documents({}) == len(anomalies)
+    assert mongo_db.alert_outbox.count_documents({}) == alerts
     assert mongo_db.bars.count_documents({"symbol": "SPY"}) == 9
 
 

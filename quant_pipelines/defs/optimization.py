@@ -1,0 +1,457 @@
+"""Backtest optimizer wiring: study runs, leaderboard, schedules and the HTTP-request sensor."""
+
+# No `from __future__ import annotations` here: Dagster 1.13 resolves the Config and context
+# parameter annotations of assets at definition time, and PEP 563 strings defeat it.
+
+import base64
+import datetime as dt
+from collections.abc import Callable
+
+import dagster as dg
+import pandas as pd
+from pymongo.database import Database
+
+from quant_pipelines.backtest import get_strategy, list_strategies, plot_equity, run_backtest
+from quant_pipelines.defs.market_data import ASSET_CLASSES, WORKLOAD_TAG, market_bars_key
+from quant_pipelines.defs.resources import MarketDataSource, MongoResource
+from quant_pipelines.marketdata import is_session_open, next_session_close
+from quant_pipelines.optimizer import run_study
+from quant_pipelines.storage import optuna_storage, requests, studies
+from quant_pipelines.storage.studies import StudiesRepository
+
+#: Run priority per asset class (higher runs first); ingestion runs at 10.
+ASSET_CLASS_PRIORITY = {"equity": 3, "fx": 2, "crypto": 1}
+ASSET_CLASS_TAG = "quant_pipelines/asset_class"
+REQUEST_TAG = "quant_pipelines/request_id"
+
+optimization_partitions = dg.MultiPartitionsDefinition(
+    {
+        "strategy": dg.StaticPartitionsDefinition(list(list_strategies())),
+        "asset_class": dg.StaticPartitionsDefinition(list(ASSET_CLASSES)),
+    }
+)
+
+
+class OptimizationConfig(dg.Config):
+    """What one study run optimizes; defaults give a nightly study of the partition."""
+
+    symbols: list[str] = []  # noqa: RUF012 - pydantic copies defaults
+    start: str = ""
+    end: str = ""
+    lookback_days: int = 730
+    n_trials: int = 40
+    sampler: str = "tpe"
+    objective: str = "sharpe"
+    engine: str = "optuna"
+    seed: int = 0
+    n_folds: int = 3
+    timeout_s: float = 0.0
+    study_name: str = ""
+    request_id: str = ""
+
+
+def run_tags(asset_class: str) -> dict[str, str]:
+    """Tags that give a study run its asset-class priority and concurrency limits."""
+    return {
+        WORKLOAD_TAG: "optimization",
+        ASSET_CLASS_TAG: asset_class,
+        "dagster/priority": str(ASSET_CLASS_PRIORITY.get(asset_class, 0)),
+    }
+
+
+def _period(config: OptimizationConfig) -> tuple[str, str]:
+    end = pd.Timestamp(config.end) if config.end else pd.Timestamp.now(tz="UTC").tz_localize(None)
+    start = (
+        pd.Timestamp(config.start)
+        if config.start
+        else end - pd.Timedelta(days=config.lookback_days)
+    )
+    return start.strftime("%Y-%m-%d"), end.strftime("%Y-%m-%d")
+
+
+def request_progress(progress: dict, best: dict) -> dict:
+    """The optimizer's progress in the request document's vocabulary."""
+    return {
+        "done": progress.get("trials_done"),
+        "total": progress.get("n_trials"),
+        "best_value": best.get("value"),
+        "best_params": best.get("params"),
+        "trials_per_hour": progress.get("trials_per_hour"),
+        "eta_s": progress.get("eta_seconds"),
+    }
+
+
+@dg.asset(
+    partitions_def=optimization_partitions,
+    deps=[
+        dg.AssetDep(market_bars_key(c), partition_mapping=dg.AllPartitionMapping())
+        for c in ASSET_CLASSES
+    ],
+    group_name="optimization",
+    kinds={"optuna", "mongodb"},
+    tags={WORKLOAD_TAG: "optimization"},
+    owners=["team:quant-research"],
+)
+def optimization_study(
+    context: dg.AssetExecutionContext,
+    config: OptimizationConfig,
+    mongo: MongoResource,
+    market_data: MarketDataSource,
+) -> dg.MaterializeResult:
+    """An Optuna study of one strategy on one asset class, stored in the MongoDB journal."""
+    keys = context.partition_key.keys_by_dimension
+    strategy, asset_class = keys["strategy"], keys["asset_class"]
+    db = mongo.get_db()
+    start, end = _period(config)
+    symbols = list(config.symbols) or [
+        s.name for s in market_data.universe.by_asset_class(asset_class)
+    ]
+    study_name = config.study_name or f"{strategy}-{asset_class}-{end}"
+    run_id = context.run.run_id
+    if config.request_id:
+        requests.mark_launched(db, config.request_id, run_id)
+
+    def report(progress: dict) -> None:
+        if config.request_id:
+            best = (studies.get_study(db, study_name) or {}).get("best") or {}
+            requests.update_status(
+                db, config.request_id, requests.RUNNING, progress=request_progress(progress, best)
+            )
+
+    bars = {s: b for s, b in mongo.bars().read_many(symbols, start, end).items() if len(b)}
+    storage = optuna_storage(db) if config.engine == "optuna" else None
+    try:
+        if not bars:
+            raise dg.Failure(
+                description=f"no bars in MongoDB for {symbols} between {start} and {end}; "
+                f"materialize market_bars/{asset_class} for that period first",
+                allow_retries=False,
+            )
+        summary = run_study(
+            bars,
+            strategy=strategy,
+            study_name=study_name,
+            n_trials=config.n_trials,
+            timeout=config.timeout_s or None,
+            objective=config.objective,
+            sampler=config.sampler,
+            seed=config.seed,
+            engine=config.engine,
+            storage=storage,
+            recorder=StudiesRepository(db),
+            n_folds=config.n_folds,
+            asset_class=asset_class,
+            metadata={
+                "partition": context.partition_key,
+                "run_id": run_id,
+                "request_id": config.request_id or None,
+                "start": start,
+                "end": end,
+            },
+            on_progress=report,
+        )
+    except Exception as exc:
+        if config.request_id:
+            requests.update_status(db, config.request_id, requests.FAILED, error=str(exc)[:500])
+        raise
+    finally:
+        if storage is not None:
+            storage.close()  # stops the lease thread of this run
+    if config.request_id:
+        final = {
+            "done": summary.n_trials,
+            "total": config.n_trials,
+            "best_value": summary.best_value,
+            "best_params": summary.best_params,
+            "trials_per_hour": summary.trials_per_hour,
+            "eta_s": 0.0,
+        }
+        requests.update_status(db, config.request_id, requests.SUCCEEDED, progress=final)
+    return dg.MaterializeResult(
+        metadata={
+            "study_name": dg.MetadataValue.text(study_name),
+            "symbols": dg.MetadataValue.json(sorted(bars)),
+            "period": dg.MetadataValue.text(f"{start}..{end}"),
+            "n_trials": dg.MetadataValue.int(summary.n_trials),
+            "trials_per_hour": dg.MetadataValue.float(round(summary.trials_per_hour or 0.0, 1)),
+            "best_value": dg.MetadataValue.float(float(summary.best_value or 0.0)),
+            "baseline_value": dg.MetadataValue.float(float(summary.baseline_value or 0.0)),
+            "improvement_over_baseline": dg.MetadataValue.float(float(summary.improvement or 0.0)),
+            "best_params": dg.MetadataValue.json(summary.best_params or {}),
+            "status": dg.MetadataValue.text(summary.status),
+        }
+    )
+
+
+class LeaderboardConfig(dg.Config):
+    """Which trials the leaderboard shows."""
+
+    top_n: int = 20
+    strategy: str = ""
+    asset_class: str = ""
+
+
+def _equity_markdown(db: Database, row: dict) -> dg.MetadataValue | None:
+    """The best trial's equity curve, re-run on its study's data, as an inline PNG."""
+    study = studies.get_study(db, row["study"])
+    if not study or not study.get("symbols"):
+        return None
+    from quant_pipelines.storage import BarsRepository
+
+    bars = BarsRepository(db).read(study["symbols"][0], study.get("start"), study.get("end"))
+    if len(bars) < 3:
+        return None
+    strategy = get_strategy(row["strategy"])
+    result = run_backtest(
+        bars, strategy.positions(bars, **row["params"]), asset_class=study.get("asset_class")
+    )
+    png = base64.b64encode(plot_equity(result)).decode()
+    return dg.MetadataValue.md(
+        f"**{row['study']}** trial {row['trial']} on {study['symbols'][0]}\n\n"
+        f"![equity](data:image/png;base64,{png})"
+    )
+
+
+@dg.asset(
+    deps=[dg.AssetDep(optimization_study, partition_mapping=dg.AllPartitionMapping())],
+    group_name="optimization",
+    kinds={"mongodb"},
+    io_manager_key="mongo_io",
+    owners=["team:quant-research"],
+)
+def optimization_leaderboard(
+    config: LeaderboardConfig, mongo: MongoResource
+) -> dg.Output[pd.DataFrame]:
+    """The top trials across studies, ranked by objective, for the research dashboard."""
+    db = mongo.get_db()
+    rows = studies.leaderboard(
+        db,
+        strategy=config.strategy or None,
+        asset_class=config.asset_class or None,
+        limit=config.top_n,
+    )
+    frame = pd.DataFrame(rows)
+    columns = ["rank", "study", "params", "objective", "oos_sharpe", "deflated_sharpe"]
+    columns += ["max_drawdown", "n_trades"]
+    schema = dg.TableSchema(
+        columns=[
+            dg.TableColumn(c, "float" if c not in {"study", "params"} else "string")
+            for c in columns
+        ]
+    )
+    records = [
+        dg.TableRecord(
+            {c: (str(r[c]) if c in {"study", "params"} else _num(r.get(c))) for c in columns}
+        )
+        for r in rows
+    ]
+    all_studies = list(db["studies"].find({}, {"_id": 0, "progress": 1, "baseline": 1, "best": 1}))
+    rates = [
+        s["progress"]["trials_per_hour"]
+        for s in all_studies
+        if (s.get("progress") or {}).get("trials_per_hour")
+    ]
+    improvements = [
+        s["best"]["value"] - s["baseline"]["values"][0]
+        for s in all_studies
+        if (s.get("best") or {}).get("value") is not None
+        and (s.get("baseline") or {}).get("values")
+    ]
+    metadata: dict[str, dg.MetadataValue] = {
+        "leaderboard": dg.MetadataValue.table(records=records, schema=schema),
+        "best_sharpe": dg.MetadataValue.float(_num(rows[0]["objective"]) if rows else 0.0),
+        "improvement_over_baseline": dg.MetadataValue.float(max(improvements, default=0.0)),
+        "trials_per_hour": dg.MetadataValue.float(round(max(rates, default=0.0), 1)),
+        "studies": dg.MetadataValue.int(len(all_studies)),
+        "rows": dg.MetadataValue.int(len(rows)),
+    }
+    if rows:
+        picture = _equity_markdown(db, rows[0])
+        if picture is not None:
+            metadata["best_equity_curve"] = picture
+    if len(frame):
+        frame["params"] = frame["params"].map(lambda p: dict(p))
+    return dg.Output(frame.set_index("rank") if len(frame) else frame, metadata=metadata)
+
+
+def _num(value: object) -> float:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return 0.0
+    return number if number == number else 0.0
+
+
+optimize_strategy_job = dg.define_asset_job(
+    name="optimize_strategy_job",
+    selection=dg.AssetSelection.assets(optimization_study),
+    tags={WORKLOAD_TAG: "optimization"},
+    description="Run an Optuna study for one (strategy, asset class) partition.",
+)
+
+optimization_leaderboard_job = dg.define_asset_job(
+    name="optimization_leaderboard_job",
+    selection=dg.AssetSelection.assets(optimization_leaderboard),
+    description="Rebuild the leaderboard of the top trials across studies.",
+)
+
+
+def _partition_requests(asset_classes: tuple[str, ...], day: str) -> list[dg.RunRequest]:
+    return [
+        dg.RunRequest(
+            run_key=f"nightly:{strategy}:{asset_class}:{day}",
+            partition_key=dg.MultiPartitionKey({"strategy": strategy, "asset_class": asset_class}),
+            tags=run_tags(asset_class),
+        )
+        for asset_class in asset_classes
+        for strategy in list_strategies()
+    ]
+
+
+@dg.schedule(
+    name="nightly_optimization_schedule",
+    cron_schedule="0 21 * * 1-5",
+    execution_timezone="America/New_York",
+    job=optimize_strategy_job,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Equity and FX studies at 21:00 New York on weekdays, after the close.",
+)
+def nightly_optimization_schedule(context: dg.ScheduleEvaluationContext):
+    """Launches one study per (strategy, equity|fx) outside the NYSE session."""
+    when = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+    return _partition_requests(("equity", "fx"), when.date().isoformat())
+
+
+@dg.schedule(
+    name="crypto_optimization_schedule",
+    cron_schedule="0 2 * * *",
+    execution_timezone="America/New_York",
+    job=optimize_strategy_job,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Crypto studies at 02:00 New York every day: their own window, off-session.",
+)
+def crypto_optimization_schedule(context: dg.ScheduleEvaluationContext):
+    """Launches one study per (strategy, crypto) in the small hours, New York time."""
+    when = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
+    return _partition_requests(("crypto",), when.date().isoformat())
+
+
+@dg.schedule(
+    name="nightly_leaderboard_schedule",
+    cron_schedule="0 5 * * *",
+    execution_timezone="America/New_York",
+    job=optimization_leaderboard_job,
+    default_status=dg.DefaultScheduleStatus.STOPPED,
+    description="Rebuild the leaderboard at 05:00 New York, after the night's studies.",
+)
+def nightly_leaderboard_schedule(context: dg.ScheduleEvaluationContext):
+    """Refreshes the leaderboard before the session opens."""
+    return dg.RunRequest()
+
+
+def request_run_config(request: dict) -> dict:
+    """Run config of the study run that serves an HTTP optimization request."""
+    params = request["params"]
+    folds = params.get("walk_forward") or {}
+    return {
+        "ops": {
+            "optimization_study": {
+                "config": {
+                    "symbols": list(params["symbols"]),
+                    "start": params["start"],
+                    "end": params["end"],
+                    "n_trials": int(params["n_trials"]),
+                    "sampler": params["sampler"],
+                    "objective": params["objective"],
+                    "seed": int(params["seed"]),
+                    "n_folds": int(folds.get("n_folds", 3)) if isinstance(folds, dict) else 3,
+                    "study_name": request["study_name"],
+                    "request_id": request["request_id"],
+                }
+            }
+        }
+    }
+
+
+def plan_request_runs(
+    db: Database,
+    *,
+    now: pd.Timestamp,
+    already_launched: Callable[[str], bool] = lambda _request_id: False,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> list[dg.RunRequest]:
+    """Run requests for the pending HTTP requests; market-hours ones are deferred.
+
+    Args:
+        db: The project database.
+        now: The evaluation time (UTC).
+        already_launched: Whether a run already exists for a request id.
+        log: Where deferrals are reported.
+
+    Returns:
+        One run request per launchable request, keyed by its request id.
+    """
+    market_open = is_session_open("XNYS", now)
+    planned = []
+    for request in requests.pending_requests(db, now=now.to_pydatetime()):
+        request_id = request["request_id"]
+        if already_launched(request_id):
+            continue
+        if market_open and not request.get("urgent"):
+            until = next_session_close("XNYS", now).to_pydatetime()
+            requests.mark_deferred(
+                db, request_id, until, reason="market hours", now=now.to_pydatetime()
+            )
+            log(f"request {request_id} deferred to {until.isoformat()} (market hours)")
+            continue
+        asset_class = (request.get("asset_classes") or ["equity"])[0]
+        planned.append(
+            dg.RunRequest(
+                run_key=request_id,
+                partition_key=dg.MultiPartitionKey(
+                    {"strategy": request["params"]["strategy"], "asset_class": asset_class}
+                ),
+                run_config=request_run_config(request),
+                tags={**run_tags(asset_class), REQUEST_TAG: request_id},
+            )
+        )
+    return planned
+
+
+@dg.sensor(
+    name="optimization_request_sensor",
+    job=optimize_strategy_job,
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.STOPPED,
+    description="Launch one study run per pending POST /backtests/optimize request.",
+)
+def optimization_request_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource):
+    """One run per request (the run key is the request id); market-hours requests wait."""
+
+    def already_launched(request_id: str) -> bool:
+        runs = context.instance.get_run_records(
+            filters=dg.RunsFilter(tags={REQUEST_TAG: request_id}), limit=1
+        )
+        return bool(runs)
+
+    planned = plan_request_runs(
+        mongo.get_db(),
+        now=pd.Timestamp.now(tz="UTC"),
+        already_launched=already_launched,
+        log=context.log.info,
+    )
+    return planned or dg.SkipReason("no pending optimization requests")
+
+
+def build_defs() -> dg.Definitions:
+    """Definitions of the optimization area."""
+    return dg.Definitions(
+        assets=[optimization_study, optimization_leaderboard],
+        jobs=[optimize_strategy_job, optimization_leaderboard_job],
+        schedules=[
+            nightly_optimization_schedule,
+            crypto_optimization_schedule,
+            nightly_leaderboard_schedule,
+        ],
+        sensors=[optimization_request_sensor],
+    )

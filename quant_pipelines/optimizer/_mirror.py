@@ -1,0 +1,247 @@
+"""Writes a run's study and trial mirrors through a :class:`StudyRecorder`, never failing a trial.
+
+After every trial, its document and the study's progress are queued for a writer thread, so
+the optimisation never waits on the database. The writer batches what arrives within
+``WRITE_INTERVAL`` seconds: the trial documents go in one bulk upsert, and only the latest
+progress is written (so the study document lags the study by at most about that much).
+Writes that fail (a MongoDB outage) are logged: the end of every run re-writes what was not
+written, plus the best trials with their deflated Sharpe ratio over the final number of
+trials, and only that final write may fail the run. A resumed run first re-writes every
+trial of the study.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import logging
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from quant_pipelines.optimizer.progress import (
+    DONE_STATES,
+    ProgressClock,
+    StudyRecorder,
+    StudySummary,
+    TrialRecord,
+    best_document,
+    best_trial,
+    trial_document,
+)
+
+_log = logging.getLogger(__name__)
+_FINISHED = frozenset({"COMPLETE", "PRUNED", "FAIL"})
+#: Trials whose documents are re-written at the end of a run with the final deflated Sharpe.
+TOP_K_FINAL = 20
+#: Seconds the writer waits after a trial for more to batch with it.
+WRITE_INTERVAL = 0.5
+
+
+def _utc(t: dt.datetime | None) -> dt.datetime | None:
+    return None if t is None else t.astimezone(dt.UTC)  # Optuna's naive local times
+
+
+def record_of(t: FrozenTrial) -> TrialRecord:
+    """The engine-neutral record of an Optuna trial."""
+    return TrialRecord(
+        number=t.number,
+        state=t.state.name,
+        params=dict(t.params),
+        values=None if t.values is None else [float(v) for v in t.values],
+        is_metrics=dict(t.user_attrs.get("is", {})),
+        oos_metrics=dict(t.user_attrs.get("oos", {})),
+        constraints=dict(t.constraints),
+        start=_utc(t.datetime_start),
+        complete=_utc(t.datetime_complete),
+        retry_of=t.system_attrs.get("failed_trial"),
+    )
+
+
+class _Writer:
+    """A daemon thread draining queued trial documents and progress into a recorder."""
+
+    def __init__(self, mirror: Mirror, *, min_interval: float = WRITE_INTERVAL) -> None:
+        self._mirror = mirror
+        self._min_interval = min_interval
+        self._cond = threading.Condition()
+        self._docs: list[dict[str, Any]] = []
+        self._progress: tuple[dict[str, Any], dict[str, Any] | None] | None = None
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="study-mirror", daemon=True)
+        self._thread.start()
+
+    def put(self, doc: dict[str, Any], progress: dict[str, Any], best: dict | None) -> None:
+        with self._cond:
+            self._docs.append(doc)
+            self._progress = (progress, best)
+            self._cond.notify()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        m = self._mirror
+        while True:
+            with self._cond:
+                while not (self._docs or self._progress or self._closed):
+                    self._cond.wait()
+                # Coalesce: let more trials queue up, unless the run is ending.
+                self._cond.wait_for(lambda: self._closed, timeout=self._min_interval)
+                docs, self._docs = self._docs, []
+                progress, self._progress = self._progress, None
+                closed = self._closed
+            if docs and not m._try("trials", lambda r, d=docs: r.upsert_trials(m.study_name, d)):
+                m.unwritten.update(d["number"] for d in docs)
+            if progress is not None:
+                prog, best = progress
+                m._try(
+                    "progress",
+                    lambda r, p=prog, b=best: r.update_progress(
+                        m.study_name, p, best=b, status="running"
+                    ),
+                )
+            if closed and not docs and progress is None:
+                return
+
+
+class Mirror:
+    """The mirrors of one study during one run.
+
+    Args:
+        study_name: The study.
+        recorder: Where documents go (None = nowhere).
+        context: Fields copied onto every trial document.
+        on_progress: User callback, called with the progress after every trial.
+    """
+
+    def __init__(
+        self,
+        study_name: str,
+        recorder: StudyRecorder | None,
+        context: Mapping[str, Any],
+        on_progress: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.study_name = study_name
+        self.recorder = recorder
+        self.context = dict(context)
+        self.on_progress = on_progress
+        self.clock: ProgressClock | None = None
+        self.trials_run = 0
+        self.unwritten: set[int] = set()  # trial numbers whose last write failed
+        self._written: dict[int, str] = {}  # trial number -> state written
+        self._finished: dict[int, tuple[FrozenTrial, TrialRecord]] = {}
+        self._writer: _Writer | None = None
+
+    def _try(self, what: str, fn: Callable[[StudyRecorder], object]) -> bool:
+        if self.recorder is None:
+            return True
+        try:
+            fn(self.recorder)
+            return True
+        except Exception as exc:  # mirrors are rebuilt at the end of the run
+            _log.warning("study %s: %s not mirrored: %s", self.study_name, what, exc)
+            return False
+
+    def upsert_study(self, fields: Mapping[str, Any]) -> None:
+        """Creates or updates the study document (best effort)."""
+        self._try("study", lambda r: r.upsert_study(self.study_name, fields))
+
+    def status(self, status: str) -> None:
+        """Sets the study's status (best effort)."""
+        self.upsert_study({"status": status})
+
+    @staticmethod
+    def done(records: Sequence[TrialRecord]) -> int:
+        """Complete and pruned trials."""
+        return sum(r.state in DONE_STATES for r in records)
+
+    def record(self, trial: FrozenTrial) -> TrialRecord:
+        """The record of a frozen trial (finished trials are converted once)."""
+        hit = self._finished.get(trial.number)
+        if hit is not None and (hit[0] is trial or hit[0].state == trial.state):
+            return hit[1]
+        rec = record_of(trial)
+        if rec.state in _FINISHED:
+            self._finished[trial.number] = (trial, rec)
+        return rec
+
+    def records(self, study: optuna.Study) -> list[TrialRecord]:
+        """Records of all the study's trials."""
+        return [self.record(t) for t in study.get_trials(deepcopy=False)]
+
+    def sync(self, records: Sequence[TrialRecord]) -> None:
+        """Upserts every trial document (best effort)."""
+        docs = [trial_document(r, records, self.context) for r in records]
+        if docs and self._try("trials", lambda r: r.upsert_trials(self.study_name, docs)):
+            self._written.update((r.number, r.state) for r in records)
+
+    def trial_done(self, record: TrialRecord, records: Sequence[TrialRecord]) -> dict[str, Any]:
+        """Queues one finished trial and the study's progress for the mirrors; returns the
+        progress."""
+        assert self.clock is not None
+        self.trials_run += 1
+        prog = self.clock.progress(records)
+        best = best_document(best_trial(records))
+        if self.recorder is not None:
+            if self._writer is None:
+                self._writer = _Writer(self)
+            self._writer.put(trial_document(record, records, self.context), prog, best)
+            self._written[record.number] = record.state
+        if self.on_progress is not None:
+            self.on_progress(dict(prog, best=best))
+        return prog
+
+    def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
+        """The Optuna callback body: mirror the trial, update progress."""
+        records = self.records(study)
+        return self.trial_done(self.record(trial), records)
+
+    def close(self) -> None:
+        """Waits until the queued writes are done."""
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+    def finish(self, records: Sequence[TrialRecord], summary: StudySummary) -> None:
+        """Final write: trials not yet written (or whose write failed), the best
+        ``TOP_K_FINAL`` with their deflated Sharpe over the final population, the status, best
+        trial and summary. Raises when the recorder fails."""
+        self.close()
+        if self.recorder is None:
+            return
+        assert self.clock is not None
+        ranked = sorted(
+            (r for r in records if r.state == "COMPLETE" and r.value is not None),
+            key=lambda r: (not r.feasible, -(r.value or 0.0)),
+        )
+        top = {r.number for r in ranked[:TOP_K_FINAL]}
+        docs = [
+            trial_document(r, records, self.context)
+            for r in records
+            if r.number in top
+            or r.number in self.unwritten
+            or self._written.get(r.number) != r.state
+        ]
+        if docs:
+            self.recorder.upsert_trials(self.study_name, docs)
+        self.recorder.update_progress(
+            self.study_name,
+            self.clock.progress(records),
+            best=best_document(best_trial(records)),
+            status=summary.status,
+        )
+        self.recorder.upsert_study(
+            self.study_name,
+            {
+                "summary": dataclasses.asdict(summary),
+                "improvement": summary.improvement,
+                "trials_per_hour": summary.trials_per_hour,
+            },
+        )

@@ -1,0 +1,303 @@
+"""``run_study``: create or resume an Optuna study by name and optimise a strategy's parameters.
+
+The runner never touches a database: it takes an Optuna storage (the MongoDB journal from
+``storage.optuna_storage``, or None for in-memory) and a :class:`StudyRecorder` for the mirrors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial
+
+from quant_pipelines.backtest import Costs, SearchSpace, get_strategy
+from quant_pipelines.backtest.engine import DEFAULT_COSTS
+from quant_pipelines.optimizer import _hyperopt
+from quant_pipelines.optimizer._mirror import Mirror
+from quant_pipelines.optimizer.objectives import OBJECTIVES, Evaluation, Evaluator, prepare
+from quant_pipelines.optimizer.progress import (
+    ProgressClock,
+    StudyRecorder,
+    StudySummary,
+    summarize,
+)
+from quant_pipelines.optimizer.samplers import (
+    HYPEROPT_ALGOS,
+    PRUNERS,
+    SAMPLERS,
+    make_pruner,
+    make_sampler,
+    suggest,
+)
+
+_log = logging.getLogger(__name__)
+ENGINES: tuple[str, ...] = ("optuna", "hyperopt")
+#: Errors of one evaluation that fail the trial but not the study.
+CATCH: tuple[type[Exception], ...] = (ValueError, ArithmeticError)
+
+
+def constraint_values(
+    space: SearchSpace, evaluation: Evaluation, *, min_trades: int
+) -> dict[str, float]:
+    """Constraint name -> value (feasible when <= 0): the space's, and a minimum trade count."""
+    out = {
+        f"{c.left} {c.op} {c.right}".replace(".", "_"): v
+        for c, v in zip(space.constraints, space.violations(evaluation.params), strict=True)
+    }
+    if min_trades > 0:
+        out["min_trades"] = float(min_trades - evaluation.is_metrics.get("n_trades", 0))
+    return out
+
+
+def run_study(
+    bars: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    strategy: str,
+    study_name: str,
+    n_trials: int = 100,
+    timeout: float | None = None,
+    objective: str = "sharpe",
+    sampler: str = "tpe",
+    seed: int = 0,
+    engine: str = "optuna",
+    storage: optuna.storages.BaseStorage | None = None,
+    recorder: StudyRecorder | None = None,
+    pruner: str = "median",
+    n_folds: int = 3,
+    oos_fraction: float = 0.3,
+    min_trades: int = 1,
+    costs: Costs = DEFAULT_COSTS,
+    asset_class: str | None = None,
+    periods_per_year: float | None = None,
+    metadata: Mapping[str, Any] | None = None,
+    on_progress: Callable[[dict[str, Any]], None] | None = None,
+) -> StudySummary:
+    """Optimises a strategy's parameters on in-sample bars; creates or resumes the study.
+
+    ``n_trials`` is the study's budget of done (complete or pruned) trials, shared by every
+    run and worker on the study: a resumed study runs only what is left, and several workers
+    on one study stop together when the budget is reached (each may finish one trial more).
+
+    Args:
+        bars: A bar frame, or symbol -> bar frame (metrics are averaged over symbols).
+        strategy: Registered strategy name.
+        study_name: Study to create, or resume when it exists in ``storage``.
+        n_trials: Budget of done trials in the study.
+        timeout: Seconds this call may run (None = no limit).
+        objective: A key of ``OBJECTIVES``.
+        sampler: Optuna: one of ``SAMPLERS``; Hyperopt: one of ``HYPEROPT_ALGOS``.
+        seed: Seed of the sampler.
+        engine: "optuna" or "hyperopt" (Hyperopt neither resumes nor shares a study).
+        storage: Optuna storage; None for an in-memory study.
+        recorder: Where study and trial documents are mirrored (None = nowhere).
+        pruner: One of ``PRUNERS``; walk-forward steps are its checkpoints.
+        n_folds: Walk-forward steps in the in-sample period.
+        oos_fraction: Share of the bars held out of sample.
+        min_trades: Trials with fewer in-sample trades are infeasible (0 disables).
+        costs: Commission and slippage.
+        asset_class: For annualisation and the mirrors ("equity", "crypto", "fx" ...).
+        periods_per_year: Explicit annualisation.
+        metadata: Extra study-document fields (partition, run id, symbols ...).
+        on_progress: Called with the progress dict after every trial.
+
+    Returns:
+        The :class:`StudySummary`.
+
+    Raises:
+        ValueError: For unknown names, bad arguments, or a study of that name that was created
+            for another strategy or objective.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {list(ENGINES)}")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; known: {sorted(OBJECTIVES)}")
+    algos = SAMPLERS if engine == "optuna" else HYPEROPT_ALGOS
+    if sampler not in algos:
+        raise ValueError(f"unknown {engine} sampler {sampler!r}; known: {list(algos)}")
+    if pruner not in PRUNERS:
+        raise ValueError(f"unknown pruner {pruner!r}; known: {list(PRUNERS)}")
+    if n_trials < 1:
+        raise ValueError(f"n_trials must be >= 1, got {n_trials}")
+    strat = get_strategy(strategy)
+    space = strat.search_space()
+    data = prepare(
+        bars,
+        oos_fraction=oos_fraction,
+        n_folds=n_folds,
+        asset_class=asset_class,
+        periods_per_year=periods_per_year,
+        with_regimes=objective == "regime_robust",
+    )
+    evaluator = Evaluator(strat, data, objective=objective, costs=costs)
+    base = evaluator.evaluate(strat.default_params())
+    baseline = {
+        "params": base.params,
+        "values": list(base.values),
+        "is_metrics": base.is_metrics,
+        "oos_metrics": base.oos_metrics,
+    }
+    context = {
+        "strategy": strat.name,
+        "asset_class": asset_class,
+        "objective": objective,
+        "engine": engine,
+        "symbols": [d.symbol for d in data],
+    }
+    study_doc = {
+        **context,
+        **(metadata or {}),
+        "space": space.to_dict(),
+        "sampler": sampler,
+        "seed": seed,
+        "pruner": pruner,
+        "n_trials": n_trials,
+        "directions": ["maximize"] * len(evaluator.metrics),
+        "metrics": list(evaluator.metrics),
+        "baseline": baseline,
+        "status": "running",
+        "started_at": dt.datetime.now(dt.UTC),
+        "in_sample": [_period(d.bars.index[0], d.bars.index[d.split - 1]) for d in data],
+        "out_of_sample": [
+            _period(d.bars.index[d.split], d.bars.index[-1]) for d in data if d.split < len(d.bars)
+        ],
+    }
+    mirror = Mirror(study_name, recorder, context, on_progress)
+    mirror.upsert_study(study_doc)
+    try:
+        if engine == "hyperopt":
+            return _hyperopt.run(
+                evaluator,
+                space,
+                study_name=study_name,
+                algo=sampler,
+                n_trials=n_trials,
+                timeout=timeout,
+                seed=seed,
+                min_trades=min_trades,
+                mirror=mirror,
+                baseline=baseline,
+                constraint_values=constraint_values,
+            )
+        return _run_optuna(
+            evaluator,
+            space,
+            study_name=study_name,
+            storage=storage,
+            sampler=sampler,
+            pruner=pruner,
+            seed=seed,
+            n_trials=n_trials,
+            timeout=timeout,
+            min_trades=min_trades,
+            mirror=mirror,
+            baseline=baseline,
+        )
+    except BaseException:
+        mirror.close()
+        mirror.status("failed")
+        raise
+
+
+def _period(start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
+    return {"start": start.to_pydatetime(), "end": end.to_pydatetime()}
+
+
+def _run_optuna(
+    evaluator: Evaluator,
+    space: SearchSpace,
+    *,
+    study_name: str,
+    storage: optuna.storages.BaseStorage | None,
+    sampler: str,
+    pruner: str,
+    seed: int,
+    n_trials: int,
+    timeout: float | None,
+    min_trades: int,
+    mirror: Mirror,
+    baseline: dict[str, Any],
+) -> StudySummary:
+    multi = len(evaluator.metrics) > 1
+    study = optuna.create_study(
+        storage=storage,
+        study_name=study_name,
+        directions=["maximize"] * len(evaluator.metrics),
+        sampler=make_sampler(sampler, seed=seed, multi_objective=multi),
+        pruner=make_pruner("none" if multi else pruner),
+        load_if_exists=True,
+    )
+    config = {"strategy": evaluator.strategy.name, "objective": evaluator.objective}
+    known = study.user_attrs.get("config")
+    if known is None:
+        study.set_user_attr("config", config)
+        study.set_user_attr("baseline", baseline)
+    elif {k: known.get(k) for k in config} != config:
+        raise ValueError(f"study {study_name!r} exists for {known}, not {config}")
+    records = mirror.records(study)
+    mirror.sync(records)  # a resumed study: mirror what earlier runs may have missed
+    clock = ProgressClock(n_trials, mirror.done(records))
+    mirror.clock = clock
+    prunable = pruner != "none" and not multi
+
+    def fn(trial: optuna.Trial) -> float | list[float]:
+        params = suggest(trial, space)
+
+        def report(value: float, step: int) -> None:
+            trial.report(value, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at walk-forward step {step}")
+
+        ev = evaluator.evaluate(params, report=report if prunable else None)
+        for key, value in constraint_values(space, ev, min_trades=min_trades).items():
+            trial.set_constraint(key, value)
+        trial.set_user_attr("is", ev.is_metrics)
+        trial.set_user_attr("oos", ev.oos_metrics)
+        return list(ev.values) if multi else ev.values[0]
+
+    def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
+        prog = mirror.after_trial(study, trial)
+        if prog["trials_done"] >= n_trials:
+            study.stop()
+
+    ran_before = mirror.trials_run
+    for attempt in range(4):
+        left = n_trials - mirror.done(mirror.records(study))
+        t_left = None if timeout is None else timeout - clock.elapsed()
+        if left <= 0 or (t_left is not None and t_left <= 0):
+            break
+        try:
+            with warnings.catch_warnings():  # CmaEsSampler warns on every constrained trial
+                warnings.filterwarnings("ignore", message="Constraints have been set")
+                study.optimize(
+                    fn,
+                    n_trials=left,
+                    timeout=t_left,
+                    callbacks=[after_trial],
+                    catch=CATCH,
+                    gc_after_trial=False,
+                )
+            break
+        except optuna.exceptions.UpdateFinishedTrialError as exc:  # our trial was reaped
+            if attempt == 3:
+                raise
+            _log.warning("study %s: %s; continuing", study_name, exc)
+    records = mirror.records(study)
+    summary = summarize(
+        records,
+        study_name=study_name,
+        engine="optuna",
+        objective=evaluator.objective,
+        sampler=sampler,
+        n_trials=n_trials,
+        trials_run=mirror.trials_run - ran_before,
+        clock=clock,
+        baseline=baseline,
+    )
+    mirror.finish(records, summary)
+    return summary

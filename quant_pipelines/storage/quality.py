@@ -1,0 +1,139 @@
+"""Sentinel storage: scores beside the bars, anomaly rows, Prophet models and thresholds."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+from pymongo import DESCENDING, UpdateOne
+from pymongo.database import Database
+
+from quant_pipelines.storage.collections import ANOMALIES, BARS
+
+#: Fitted Prophet models, one document per (symbol, version).
+QUALITY_MODELS = "quality_models"
+#: Calibrated thresholds, one document per version.
+QUALITY_THRESHOLDS = "quality_thresholds"
+
+
+def _utc(ts: Any) -> dt.datetime:
+    stamp = pd.Timestamp(ts)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
+
+
+def ensure_quality_indexes(db: Database) -> None:
+    """Unique keys of the sentinel's own collections (idempotent)."""
+    db[QUALITY_MODELS].create_index(
+        [("symbol", 1), ("version", 1)], unique=True, name="uniq_symbol_version"
+    )
+    db[QUALITY_THRESHOLDS].create_index([("version", 1)], unique=True, name="uniq_version")
+
+
+def write_bar_scores(
+    db: Database, symbol: str, scores: pd.DataFrame, *, scored_at: dt.datetime
+) -> int:
+    """Sets ``quality.*`` on the bar documents of ``symbol`` (one update per scored bar).
+
+    Args:
+        db: The project database.
+        symbol: The symbol.
+        scores: Output of ``quality.score_bars`` (index ``ts``; duplicates keep the last row).
+        scored_at: When the scores were computed.
+
+    Returns:
+        Number of bar documents matched.
+    """
+    frame = scores[~scores.index.duplicated(keep="last")]
+    ops = []
+    for ts, row in frame.iterrows():
+        quality = {
+            "iforest": _num(row.get("iforest")),
+            "prophet": _num(row.get("prophet")),
+            "severity": str(row.get("severity")),
+            "flags": sorted({*list(row.get("flags") or [])}),
+            "rules": list(row.get("rules") or []),
+            "market_event": bool(row.get("market_event", False)),
+            "kind": str(row.get("kind") or ""),
+            "scored_at": scored_at,
+        }
+        ops.append(UpdateOne({"symbol": symbol, "ts": _utc(ts)}, {"$set": {"quality": quality}}))
+    if not ops:
+        return 0
+    return db[BARS].bulk_write(ops, ordered=False).matched_count
+
+
+def _num(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
+
+
+def upsert_anomalies(db: Database, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Upserts anomaly rows on (symbol, ts, detector); analyst fields are never overwritten.
+
+    New rows start ``open`` with ``created_at``; a re-scored row updates its score, severity
+    and threshold only. Returns the stored documents (with ``_id``).
+    """
+    now = dt.datetime.now(dt.UTC)
+    rows = list(rows)
+    ops = []
+    for row in rows:
+        key = {"symbol": row["symbol"], "ts": _utc(row["ts"]), "detector": row["detector"]}
+        fields = {k: v for k, v in row.items() if k not in {"symbol", "ts", "detector"}}
+        ops.append(
+            UpdateOne(
+                key,
+                {
+                    "$set": {**fields, "updated_at": now},
+                    "$setOnInsert": {"status": "open", "created_at": now, "history": []},
+                },
+                upsert=True,
+            )
+        )
+    if not ops:
+        return []
+    db[ANOMALIES].bulk_write(ops, ordered=False)
+    keys = [{"symbol": r["symbol"], "ts": _utc(r["ts"]), "detector": r["detector"]} for r in rows]
+    return list(db[ANOMALIES].find({"$or": keys}))
+
+
+def false_positive_times(db: Database, symbol: str) -> pd.DatetimeIndex:
+    """Bar times that analysts marked false positive for ``symbol`` (left out of training)."""
+    stamps = db[ANOMALIES].distinct("ts", {"symbol": symbol, "status": "false_positive"})
+    return pd.DatetimeIndex(sorted(_utc(t) for t in stamps))
+
+
+def save_prophet(db: Database, symbol: str, version: str, model_json: str, **fields: Any) -> None:
+    """Stores one symbol's serialized Prophet models under ``version`` (upsert)."""
+    db[QUALITY_MODELS].update_one(
+        {"symbol": symbol, "version": version},
+        {"$set": {"model_json": model_json, **fields, "saved_at": dt.datetime.now(dt.UTC)}},
+        upsert=True,
+    )
+
+
+def latest_prophet(db: Database, symbol: str) -> dict[str, Any] | None:
+    """The newest Prophet document of ``symbol``, or None."""
+    return db[QUALITY_MODELS].find_one({"symbol": symbol}, sort=[("saved_at", DESCENDING)])
+
+
+def save_thresholds(db: Database, thresholds: Any, **fields: Any) -> str:
+    """Stores a ``quality.Thresholds`` (a dataclass) under its version; returns the version."""
+    doc = dataclasses.asdict(thresholds)
+    db[QUALITY_THRESHOLDS].update_one(
+        {"version": doc["version"]},
+        {"$set": {**doc, **fields, "saved_at": dt.datetime.now(dt.UTC)}},
+        upsert=True,
+    )
+    return doc["version"]
+
+
+def latest_thresholds(db: Database) -> dict[str, Any] | None:
+    """The newest thresholds document, or None."""
+    return db[QUALITY_THRESHOLDS].find_one({}, {"_id": 0}, sort=[("saved_at", DESCENDING)])

@@ -1,0 +1,217 @@
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pytest
+from pymongo.database import Database
+
+from quant_pipelines.defs.optimization import (
+    ASSET_CLASS_PRIORITY,
+    REQUEST_TAG,
+    optimization_leaderboard,
+    optimization_study,
+    plan_request_runs,
+    request_run_config,
+)
+from quant_pipelines.defs.resources import MarketDataSource, MongoIOManager, MongoResource
+from quant_pipelines.marketdata import SyntheticSource
+from quant_pipelines.storage import BarsRepository, requests
+
+pytestmark = pytest.mark.slow
+
+START, END = "2022-01-01", "2023-12-31"
+
+
+@pytest.fixture
+def crypto_bars(mongo_db: Database, small_universe) -> None:
+    """Two years of BTCUSD bars in MongoDB, straight through the repository."""
+    source = SyntheticSource(seed=5)
+    bars = source.bars("BTCUSD", START, END)
+    BarsRepository(mongo_db).upsert(bars, symbol="BTCUSD", source="test", batch_id="t")
+
+
+def _study_config(**overrides) -> dict:
+    config = {"start": START, "end": END, "n_trials": 6, "seed": 3, "study_name": "t-study"}
+    return {"ops": {"optimization_study": {"config": config | overrides}}}
+
+
+def test_study_run_mirrors_study_and_trials(
+    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db, crypto_bars
+) -> None:
+    key = dg.MultiPartitionKey({"strategy": "sma_crossover", "asset_class": "crypto"})
+    resources = {"mongo": mongo_resource, "market_data": synthetic_source}
+    result = dg.materialize(
+        [optimization_study], resources=resources, partition_key=key, run_config=_study_config()
+    )
+    assert result.success
+    study = mongo_db.studies.find_one({"study_name": "t-study"})
+    assert study["strategy"] == "sma_crossover" and study["asset_class"] == "crypto"
+    assert study["symbols"] == ["BTCUSD"]
+    assert study["run_id"] == result.run_id
+    assert study["baseline"]["params"] == {"fast": 10, "slow": 30} or study["baseline"]["params"]
+    assert mongo_db.trials.count_documents({"study_name": "t-study"}) == 6
+    assert mongo_db.optuna_journal.count_documents({}) > 0
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["n_trials"].value == 6
+    assert meta["trials_per_hour"].value > 0
+    assert "improvement_over_baseline" in meta
+
+    # The same study run again resumes by name: the budget is already spent.
+    again = dg.materialize(
+        [optimization_study], resources=resources, partition_key=key, run_config=_study_config()
+    )
+    assert again.success
+    assert mongo_db.trials.count_documents({"study_name": "t-study"}) == 6
+
+    board = dg.materialize(
+        [optimization_leaderboard],
+        resources={"mongo": mongo_resource, "mongo_io": MongoIOManager(mongo=mongo_resource)},
+    )
+    assert board.success
+    bmeta = board.get_asset_materialization_events()[0].materialization.metadata
+    table = bmeta["leaderboard"].value
+    assert [c.name for c in table.schema.columns] == [
+        "rank",
+        "study",
+        "params",
+        "objective",
+        "oos_sharpe",
+        "deflated_sharpe",
+        "max_drawdown",
+        "n_trades",
+    ]
+    assert 1 <= len(table.records) <= 6
+    objectives = [r.data["objective"] for r in table.records]
+    assert objectives == sorted(objectives, reverse=True)
+    assert bmeta["best_sharpe"].value == pytest.approx(objectives[0])
+    assert "data:image/png;base64," in bmeta["best_equity_curve"].value
+    assert mongo_db["io_optimization_leaderboard"].count_documents({}) == len(table.records)
+
+
+def test_missing_bars_fail_clearly_without_retry(
+    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db
+) -> None:
+    key = dg.MultiPartitionKey({"strategy": "sma_crossover", "asset_class": "crypto"})
+    result = dg.materialize(
+        [optimization_study],
+        resources={"mongo": mongo_resource, "market_data": synthetic_source},
+        partition_key=key,
+        run_config=_study_config(),
+        raise_on_error=False,
+    )
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "no bars in MongoDB" in message and "market_bars/crypto" in message
+    assert mongo_db.studies.count_documents({}) == 0
+
+
+def _request(db: Database, *, urgent: bool = False) -> dict:
+    params = {
+        "strategy": "sma_crossover",
+        "symbols": ["BTCUSD"],
+        "start": START,
+        "end": END,
+        "n_trials": 5,
+        "objective": "sharpe",
+        "sampler": "tpe",
+        "seed": 1,
+        "walk_forward": {"n_folds": 2},
+        "urgent": urgent,
+    }
+    return requests.create_request(db, params, extra={"asset_classes": ["crypto"]}).document
+
+
+SATURDAY = pd.Timestamp("2024-03-09 15:00", tz="UTC")
+TUESDAY_MIDDAY = pd.Timestamp("2024-03-05 17:00", tz="UTC")  # 12:00 New York, market open
+
+
+def test_request_outside_market_hours_plans_one_keyed_run(mongo_db: Database) -> None:
+    request = _request(mongo_db)
+    planned = plan_request_runs(mongo_db, now=SATURDAY)
+    assert len(planned) == 1
+    run = planned[0]
+    assert run.run_key == request["request_id"]
+    assert run.partition_key == "crypto|sma_crossover"
+    assert run.tags["dagster/priority"] == str(ASSET_CLASS_PRIORITY["crypto"])
+    config = run.run_config["ops"]["optimization_study"]["config"]
+    assert config["study_name"] == request["study_name"] and config["n_folds"] == 2
+    # Launched already: a second tick plans nothing for it.
+    again = plan_request_runs(mongo_db, now=SATURDAY, already_launched=lambda rid: True)
+    assert again == []
+
+
+def test_market_hours_defer_unless_urgent(mongo_db: Database) -> None:
+    calm = _request(mongo_db)
+    urgent = _request(mongo_db, urgent=True)
+    planned = plan_request_runs(mongo_db, now=TUESDAY_MIDDAY)
+    assert [r.run_key for r in planned] == [urgent["request_id"]]
+    deferred = requests.get_request(mongo_db, calm["request_id"])
+    assert deferred["status"] == "deferred"
+    until = pd.Timestamp(deferred["deferred_until"])
+    assert until == pd.Timestamp("2024-03-05 21:00", tz="UTC")  # the 16:00 New York close
+    # Due again after the close.
+    later = plan_request_runs(
+        mongo_db,
+        now=pd.Timestamp("2024-03-05 22:00", tz="UTC"),
+        already_launched=lambda rid: rid == urgent["request_id"],
+    )
+    assert [r.run_key for r in later] == [calm["request_id"]]
+
+
+def test_sensor_twice_over_one_request_launches_one_run(
+    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db, crypto_bars
+) -> None:
+    from quant_pipelines.definitions import defs
+
+    request = _request(mongo_db, urgent=True)
+    sensor = defs.resolve_sensor_def("optimization_request_sensor")
+    job = defs.resolve_job_def("optimize_strategy_job")
+    with dg.instance_for_test() as instance:
+        with dg.build_sensor_context(
+            instance=instance, resources={"mongo": mongo_resource}
+        ) as context:
+            first = sensor(context)
+        assert [r.run_key for r in first] == [request["request_id"]]
+        run = first[0]
+        result = job.execute_in_process(
+            instance=instance,
+            run_config=run.run_config,
+            partition_key=run.partition_key,
+            tags=run.tags,
+            resources={"mongo": mongo_resource, "market_data": synthetic_source},
+        )
+        assert result.success
+        with dg.build_sensor_context(
+            instance=instance, resources={"mongo": mongo_resource}
+        ) as context:
+            second = sensor(context)
+        assert isinstance(second, dg.SkipReason)
+        runs = instance.get_run_records(
+            filters=dg.RunsFilter(tags={REQUEST_TAG: request["request_id"]})
+        )
+        assert len(runs) == 1
+    done = requests.get_request(mongo_db, request["request_id"])
+    assert done["status"] == "succeeded" and done["run_id"] == result.run_id
+    assert done["progress"]["done"] == 5 and done["progress"]["total"] == 5
+    assert done["progress"]["best_params"]
+
+
+def test_request_run_config_carries_the_request() -> None:
+    request = {
+        "request_id": "r1",
+        "study_name": "s1",
+        "params": {
+            "strategy": "rsi_mean_reversion",
+            "symbols": ["AAPL"],
+            "start": "2024-01-01",
+            "end": "2024-06-01",
+            "n_trials": 9,
+            "objective": "sortino",
+            "sampler": "random",
+            "seed": 4,
+            "walk_forward": False,
+        },
+    }
+    config = request_run_config(request)["ops"]["optimization_study"]["config"]
+    assert config["request_id"] == "r1" and config["objective"] == "sortino"
+    assert config["n_folds"] == 3

@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import dagster as dg
+import gridfs
+import pandas as pd
+import pytest
+from pymongo.database import Database
+
+from quant_pipelines.defs.resources import MongoResource
+from quant_pipelines.defs.rl import rl_policy, rl_policy_replay
+from quant_pipelines.marketdata import SyntheticSource
+from quant_pipelines.storage import BarsRepository
+
+pytestmark = pytest.mark.slow
+
+CONFIG = {
+    "algo": "ppo",
+    "total_timesteps": 512,
+    "seed": 1,
+    "lookback_days": 500,
+    "holdout_days": 90,
+}
+
+
+def _run_config() -> dict:
+    return {"ops": {"rl_policy": {"config": CONFIG}, "rl_policy_replay": {"config": CONFIG}}}
+
+
+@pytest.fixture
+def btc_bars(mongo_db: Database) -> None:
+    today = pd.Timestamp.now(tz="UTC").date()
+    start = (pd.Timestamp(today) - pd.Timedelta(days=700)).date()
+    bars = SyntheticSource(seed=9).bars("BTCUSD", start, today)
+    BarsRepository(mongo_db).upsert(bars, symbol="BTCUSD", source="test", batch_id="t")
+
+
+def test_train_then_replay_records_policy_metrics_and_kpis(
+    mongo_resource: MongoResource, mongo_db: Database, btc_bars, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    result = dg.materialize(
+        [rl_policy, rl_policy_replay],
+        resources={"mongo": mongo_resource},
+        partition_key="BTCUSD",
+        run_config=_run_config(),
+    )
+    assert result.success
+    record = mongo_db.rl_policies.find_one({"symbol": "BTCUSD"})
+    assert len(record["sha256"]) == 64 and record["algo"] == "ppo"
+    assert gridfs.GridFS(mongo_db, collection="rl_policy_files").exists(record["file_id"])
+    replay = record["replay"]
+    assert replay["drawdown_compliant"] == (abs(replay["max_drawdown"]) <= replay["drawdown_limit"])
+    assert replay["episode_length_mean"] > 0
+
+    events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
+    meta = events["rl_policy_replay"].materialization.metadata
+    assert meta["sharpe"].value == pytest.approx(replay["sharpe"])
+    assert "data:image/png;base64," in meta["equity_curve"].value
+    assert len(meta["by_regime"].value.records) >= 1
+    kpis = {d["kpi"] for d in mongo_db.kpis.find({})}
+    assert {"rl.policy_sharpe.BTCUSD", "rl.drawdown_compliance.BTCUSD"} <= kpis
+
+    # A second version: the replay reports the Sharpe change from the first one.
+    dg.materialize(
+        [rl_policy, rl_policy_replay],
+        resources={"mongo": mongo_resource},
+        partition_key="BTCUSD",
+        run_config=_run_config(),
+    )
+    assert mongo_db.rl_policies.count_documents({"symbol": "BTCUSD"}) == 2
+    newest = mongo_db.rl_policies.find_one({"symbol": "BTCUSD"}, sort=[("created_at", -1)])
+    assert newest["replay"]["sharpe_change_vs_previous"] is not None
+
+
+def test_tampered_policy_file_is_refused_by_the_replay(
+    mongo_resource: MongoResource, mongo_db: Database, btc_bars, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert dg.materialize(
+        [rl_policy],
+        resources={"mongo": mongo_resource},
+        partition_key="BTCUSD",
+        run_config={"ops": {"rl_policy": {"config": CONFIG}}},
+    ).success
+    record = mongo_db.rl_policies.find_one({"symbol": "BTCUSD"})
+    chunk = mongo_db["rl_policy_files.chunks"].find_one({"files_id": record["file_id"], "n": 0})
+    data = bytearray(chunk["data"])
+    data[100] ^= 0xFF
+    mongo_db["rl_policy_files.chunks"].update_one(
+        {"_id": chunk["_id"]}, {"$set": {"data": bytes(data)}}
+    )
+    result = dg.materialize(
+        [rl_policy_replay],
+        resources={"mongo": mongo_resource},
+        partition_key="BTCUSD",
+        run_config={"ops": {"rl_policy_replay": {"config": CONFIG}}},
+        raise_on_error=False,
+    )
+    assert not result.success
+    error = result.get_step_failure_events()[0].step_failure_data.error
+    text = error.message + "".join(c.message for c in [error.cause] if c)
+    assert "SHA-256" in text or "sha256" in text.lower()
+    assert "replay" not in mongo_db.rl_policies.find_one({"symbol": "BTCUSD"})
