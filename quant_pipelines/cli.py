@@ -118,6 +118,24 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_quality(args: argparse.Namespace) -> int:
+    """``quality evaluate``: scorers on synthetic bars with injected, labelled anomalies."""
+    from quant_pipelines.quality import run_evaluation
+
+    symbols = args.symbols.split(",") if args.symbols else None
+    run = run_evaluation(
+        symbols,
+        seed=args.seed,
+        start=args.start,
+        end=args.end,
+        with_prophet=not args.no_prophet,
+    )
+    print(run.report.to_markdown())
+    goals = run.report.goal_results()
+    print(goals.to_string(index=False))
+    return 0 if run.report.meets_goals() else 4
+
+
 def cmd_api(args: argparse.Namespace) -> int:
     """``api``: serve the HTTP API (loopback by default)."""
     from quant_pipelines.api import serve
@@ -182,6 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--severity", default=None)
     alerts.add_argument("--limit", type=int, default=50)
     alerts.set_defaults(func=cmd_alerts)
+
+    quality = sub.add_parser("quality", help="data-quality sentinel tools")
+    quality.add_argument("action", choices=["evaluate"])
+    quality.add_argument("--symbols", default="", help="comma-separated (default: universe)")
+    quality.add_argument("--seed", type=int, default=0)
+    quality.add_argument("--start", default="2021-01-01")
+    quality.add_argument("--end", default="2021-12-31")
+    quality.add_argument("--no-prophet", action="store_true", help="Isolation Forest and rules")
+    quality.set_defaults(func=cmd_quality)
 
     settings = load_settings()
     api = sub.add_parser("api", help="serve the HTTP API")

@@ -13,7 +13,7 @@ The accounting (issue 3), for one instrument:
   ruined: it goes flat (units 0, cash 0, equity 0) and stays flat.
 
 :func:`rebalance` is the fill function; :class:`Book` applies it bar by bar with the
-in-force-target and ruin rules. The engine's change-point loop and the sweep's batched fills are
+in-force-target and ruin rules. The engine's change-point loop and the sweep's numba kernel are
 operation-for-operation copies of ``_fill`` (inlined for speed), and the tests pin them
 together: a simulator stepping a :class:`Book` reproduces ``run_backtest``'s equity bit for bit.
 """
