@@ -166,7 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``demo``: start MongoDB if needed, run the workflow as real Dagster runs, summarise."""
     from quant_pipelines.demo import run_demo
 
-    return run_demo(sessions=args.sessions)
+    return run_demo(sessions=args.sessions, trials=args.trials, rl_timesteps=args.rl_timesteps)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -186,7 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     mongo.set_defaults(func=cmd_mongo)
 
     demo = sub.add_parser("demo", help="run the workflow end to end on the embedded default")
-    demo.add_argument("--sessions", type=int, default=504, help="trading days of history to ingest")
+    demo.add_argument("--sessions", type=int, default=360, help="trading days to ingest")
+    demo.add_argument("--trials", type=int, default=30, help="trials per study")
+    demo.add_argument("--rl-timesteps", type=int, default=4_000)
     demo.set_defaults(func=cmd_demo)
 
     alerts = sub.add_parser("alerts", help="list alerts and act on anomalies")

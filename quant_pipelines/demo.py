@@ -1,19 +1,34 @@
-"""``quant-pipelines demo``: the workflow on the embedded default, as real Dagster runs."""
+"""``quant-pipelines demo``: the research loop on the embedded default, as real Dagster runs.
+
+Every step runs a job of the project's Definitions against the Dagster instance in
+``DAGSTER_HOME``, so ``make dev`` shows the runs, their metadata and checks afterwards.
+"""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
 
 from quant_pipelines.settings import load_settings
 
+_QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
-def _step(n: int, text: str) -> float:
-    print(f"[{n}] {text} ...", flush=True)
-    return time.perf_counter()
+
+class _Steps:
+    def __init__(self) -> None:
+        self.n = 0
+        self.started = time.perf_counter()
+
+    def run(self, title: str, fn: Callable[[], str]) -> None:
+        self.n += 1
+        print(f"[{self.n}] {title} ...", flush=True)
+        start = time.perf_counter()
+        detail = fn()
+        print(f"    {detail} ({time.perf_counter() - start:.1f}s)", flush=True)
 
 
 def _last_closed_keys(asset_class: str, count: int, now: pd.Timestamp) -> list[str]:
@@ -28,63 +43,179 @@ def _last_closed_keys(asset_class: str, count: int, now: pd.Timestamp) -> list[s
     return closed[-count:]
 
 
-def run_demo(*, sessions: int = 504) -> int:
+def _execute(defs: dg.Definitions, instance: dg.DagsterInstance, job: str, **kwargs):
+    config = kwargs.pop("run_config", {})
+    result = defs.resolve_job_def(job).execute_in_process(
+        instance=instance,
+        run_config={**_QUIET, **config},
+        raise_on_error=False,
+        tags={"quant_pipelines/origin": "demo", **kwargs.pop("tags", {})},
+        **kwargs,
+    )
+    if not result.success:
+        failures = [e.step_failure_data.error.message for e in result.get_step_failure_events()]
+        raise SystemExit(f"demo step {job} failed (run {result.run_id}): {failures[:1]}")
+    return result
+
+
+def _meta(result, key: str) -> dict:
+    for event in result.get_asset_materialization_events():
+        if event.asset_key.to_user_string() == key:
+            return {k: v.value for k, v in event.materialization.metadata.items()}
+    return {}
+
+
+def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000) -> int:
     """Runs the demo and prints a summary; returns a process exit code."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = load_settings()
     os.environ.setdefault("DAGSTER_HOME", str(settings.dagster_home))
     settings.dagster_home.mkdir(parents=True, exist_ok=True)
+    steps = _Steps()
 
-    t = _step(1, "MongoDB")
-    if settings.mongodb_is_embedded:
+    def mongo() -> str:
+        if not settings.mongodb_is_embedded:
+            return f"using MONGODB_URI {settings.redacted_uri}"
         from quant_pipelines.storage import EmbeddedMongo
 
         server = EmbeddedMongo(settings.dagster_home / "mongo", port=settings.embedded_mongo_port)
-        status = server.start()
-        print(f"    {status.describe()}")
-    else:
-        print(f"    using MONGODB_URI {settings.redacted_uri}")
+        return server.start().describe()
 
+    steps.run("MongoDB", mongo)
+
+    from quant_pipelines.backtest import get_strategy, list_strategies
     from quant_pipelines.definitions import defs
     from quant_pipelines.defs.market_data import asset_classes_in_universe
 
     instance = dg.DagsterInstance.get()
     now = pd.Timestamp.now(tz="UTC")
-    summary: list[tuple[str, str, int, dict[str, bool]]] = []
-    t = _step(2, f"ingest the default universe, last {sessions} sessions per asset class")
-    for asset_class in asset_classes_in_universe():
-        keys = _last_closed_keys(asset_class, sessions, now)
-        job = defs.resolve_job_def(f"ingest_{asset_class}_bars_job")
-        result = job.execute_in_process(
-            instance=instance,
-            tags={
-                "dagster/asset_partition_range_start": keys[0],
-                "dagster/asset_partition_range_end": keys[-1],
-                "quant_pipelines/origin": "demo",
-            },
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-            raise_on_error=False,
-        )
-        # A range run records one materialization per partition, all with the run's metadata.
-        events = result.get_asset_materialization_events()
-        rows = int(events[0].materialization.metadata["row_count"].value) if events else 0
-        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-        summary.append((asset_class, f"{keys[0]}..{keys[-1]}", rows, checks))
-        state = "ok" if result.success else "FAILED"
-        print(
-            f"    {asset_class:7s} {keys[0]}..{keys[-1]}: {rows} bars, "
-            f"run {result.run_id[:8]} {state}"
-        )
-    print(f"    took {time.perf_counter() - t:.1f}s")
+    summary: dict[str, object] = {}
 
-    print("\nSummary")
-    for asset_class, span, rows, checks in summary:
-        passed = ", ".join(
-            f"{name}={'pass' if ok else 'FAIL'}" for name, ok in sorted(checks.items())
+    def ingest() -> str:
+        lines = []
+        for asset_class in asset_classes_in_universe():
+            keys = _last_closed_keys(asset_class, sessions, now)
+            result = _execute(
+                defs,
+                instance,
+                f"ingest_{asset_class}_bars_job",
+                tags={
+                    "dagster/asset_partition_range_start": keys[0],
+                    "dagster/asset_partition_range_end": keys[-1],
+                },
+            )
+            checks = result.get_asset_check_evaluations()
+            failed = sorted({c.check_name for c in checks if not c.passed})
+            bars = _meta(result, f"market_bars/{asset_class}")
+            scores = _meta(result, f"bar_anomaly_scores/{asset_class}")
+            lines.append(
+                f"{asset_class}: {bars.get('row_count', 0)} bars {keys[0]}..{keys[-1]}, "
+                f"anomalies warning={scores.get('warning', 0)} critical={scores.get('critical', 0)}"
+                + (f", checks not passing: {', '.join(failed)}" if failed else ", checks pass")
+            )
+        return "\n    ".join(lines)
+
+    steps.run(f"ingest, check and score the universe ({sessions} sessions per class)", ingest)
+
+    def quality_models() -> str:
+        result = _execute(defs, instance, "quality_models_job")
+        prophet = _meta(result, "prophet_models")
+        thresholds = _meta(result, "anomaly_thresholds")
+        return (
+            f"Prophet models {prophet.get('version')} for {prophet.get('symbols_fitted')} symbols; "
+            f"thresholds {thresholds.get('version')}"
         )
-        print(f"  market_bars/{asset_class:7s} {span}  {rows:6d} bars  {passed}")
+
+    steps.run("fit Prophet models and calibrate anomaly thresholds", quality_models)
+
+    def optimize() -> str:
+        families: dict[str, str] = {}
+        for name in list_strategies():
+            families.setdefault(get_strategy(name).family, name)
+        lines = []
+        for family, strategy in families.items():
+            key = dg.MultiPartitionKey({"strategy": strategy, "asset_class": "equity"})
+            result = _execute(
+                defs,
+                instance,
+                "optimize_strategy_job",
+                partition_key=key,
+                run_config={
+                    "ops": {
+                        "optimization_study": {
+                            "config": {"n_trials": trials, "seed": 7, "lookback_days": 730}
+                        }
+                    }
+                },
+            )
+            meta = _meta(result, "optimization_study")
+            lines.append(
+                f"{family:14s} {strategy:20s} best {meta.get('best_value', 0):+.3f} "
+                f"vs baseline {meta.get('baseline_value', 0):+.3f}, "
+                f"{meta.get('trials_per_hour', 0):,.0f} trials/h"
+            )
+        return "\n    ".join(lines)
+
+    steps.run(f"Optuna study per strategy family ({trials} trials each, equity)", optimize)
+
+    def leaderboard() -> str:
+        meta = _meta(
+            _execute(defs, instance, "optimization_leaderboard_job"), "optimization_leaderboard"
+        )
+        summary["leaderboard"] = meta
+        return (
+            f"{meta.get('rows', 0)} rows; best Sharpe {meta.get('best_sharpe', 0):.3f}, "
+            f"improvement over baseline {meta.get('improvement_over_baseline', 0):+.3f}, "
+            f"{meta.get('trials_per_hour', 0):,.0f} trials/h"
+        )
+
+    steps.run("build the leaderboard", leaderboard)
+
+    def rl() -> str:
+        config = {"algo": "ppo", "total_timesteps": rl_timesteps, "seed": 0, "holdout_days": 120}
+        result = _execute(
+            defs,
+            instance,
+            "rl_training_job",
+            partition_key="SPY",
+            run_config={
+                "ops": {"rl_policy": {"config": config}, "rl_policy_replay": {"config": config}}
+            },
+        )
+        policy = _meta(result, "rl_policy")
+        replay = _meta(result, "rl_policy_replay")
+        summary["rl"] = replay
+        return (
+            f"policy {policy.get('policy_id')} (sha256 {str(policy.get('sha256'))[:12]}…); "
+            f"held-out Sharpe {replay.get('sharpe', 0):.3f}, max drawdown "
+            f"{replay.get('max_drawdown', 0):.3f} (limit {replay.get('drawdown_limit', 0):.2f}, "
+            f"compliant={replay.get('drawdown_compliant')}), "
+            f"episode length {replay.get('episode_length_mean', 0):.0f}"
+            f"±{replay.get('episode_length_std', 0):.0f}"
+        )
+
+    steps.run(f"train an RL policy on SPY ({rl_timesteps} PPO steps) and replay it", rl)
+
+    def dashboard() -> str:
+        meta = _meta(_execute(defs, instance, "anomaly_dashboard_job"), "anomaly_dashboard")
+        summary["quality"] = meta
+        return (
+            f"anomalies per batch {meta.get('anomalies_per_batch', 0):.2f}, "
+            f"open {meta.get('open', 0)}, "
+            f"false-positive rate {meta.get('false_positive_rate', 0):.3f}"
+        )
+
+    steps.run("anomaly dashboard and KPIs", dashboard)
+
+    print(f"\nDone in {time.perf_counter() - steps.started:.0f}s.")
     print(
-        f"\nData: MongoDB {settings.redacted_uri} database {settings.mongodb_db!r}; "
-        f"runs recorded in {settings.dagster_home}.\n"
-        "Open the Dagster UI with `make dev` (http://127.0.0.1:3000): Assets → market_bars."
+        f"Data: MongoDB {settings.redacted_uri} database {settings.mongodb_db!r}; "
+        f"runs in {settings.dagster_home}.\n"
+        "Look in the UI with `make dev` (http://127.0.0.1:3000): Assets → market_bars, "
+        "bar_anomaly_scores, optimization_leaderboard (table, plotted metadata, equity curve), "
+        "rl_policy_replay; Runs for every step.\n"
+        "`quant-pipelines optuna-dashboard` opens the studies on http://127.0.0.1:8080."
     )
     return 0

@@ -230,12 +230,18 @@ def build_market_bars_asset(asset_class: str) -> dg.AssetsDefinition:
 
 
 def build_ingest_job(asset_class: str) -> dg.UnresolvedAssetJobDefinition:
-    """The job that materializes one asset class's bars (and runs their checks)."""
+    """The daily flow of one asset class: ingest and check its bars, then score them.
+
+    The sentinel's ``bar_anomaly_scores/<class>`` (same partitions) runs only when the blocking
+    checks of the bars pass.
+    """
     return dg.define_asset_job(
         name=f"ingest_{asset_class}_bars_job",
-        selection=dg.AssetSelection.assets(market_bars_key(asset_class)),
+        selection=dg.AssetSelection.assets(
+            market_bars_key(asset_class), dg.AssetKey(["bar_anomaly_scores", asset_class])
+        ),
         tags={WORKLOAD_TAG: "ingestion", "dagster/priority": "10"},
-        description=f"Ingest and check the {asset_class} bars of the selected trading days.",
+        description=f"Ingest, check and score the {asset_class} bars of the selected trading days.",
     )
 
 

@@ -237,6 +237,9 @@ def _run_optuna(
     if known is None:
         study.set_user_attr("config", config)
         study.set_user_attr("baseline", baseline)
+        # The default parameters are the first trial, so the study's best is never worse
+        # than the baseline it is compared with (when they are feasible).
+        study.enqueue_trial(dict(baseline["params"]), skip_if_exists=True)
     elif {k: known.get(k) for k in config} != config:
         raise ValueError(f"study {study_name!r} exists for {known}, not {config}")
     records = mirror.records(study)
