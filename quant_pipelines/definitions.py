@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from quant_pipelines.defs import market_data, optimization, quality, rl
+from quant_pipelines.defs import kpis, market_data, optimization, quality, rl
 from quant_pipelines.defs.resources import MarketDataSource, MongoIOManager, mongo_resource
 from quant_pipelines.settings import load_settings
 
@@ -23,6 +23,7 @@ def build_definitions() -> dg.Definitions:
         quality.build_defs(),
         optimization.build_defs(),
         rl.build_defs(),
+        kpis.build_defs(),
         dg.Definitions(resources=resources),
     )
 

@@ -6,9 +6,12 @@ Every step runs a job of the project's Definitions against the Dagster instance 
 
 from __future__ import annotations
 
+import json
 import os
+import secrets
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -65,6 +68,60 @@ def _meta(result, key: str) -> dict:
     return {}
 
 
+class _Receiver:
+    """A local webhook receiver that checks each alert's signature, for the demo."""
+
+    def __init__(self, secret: str) -> None:
+        import http.server
+        import threading
+
+        from quant_pipelines.alerts import SignatureError, verify_signature
+
+        received: list[dict] = []
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                try:
+                    verify_signature(body, dict(self.headers), secret)
+                except SignatureError as exc:
+                    self.send_response(401)
+                    self.end_headers()
+                    received.append({"verified": False, "reason": exc.reason})
+                    return
+                received.append({"verified": True, "body": json.loads(body)})
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _write_bad_batch(folder: Path, day: str, seed: int) -> list[str]:
+    """Writes the equity bars of ``day`` as CSV, with AAPL's high below its close."""
+    from quant_pipelines.marketdata import SyntheticSource, load_universe
+
+    folder.mkdir(parents=True, exist_ok=True)
+    symbols = [s.name for s in load_universe().by_asset_class("equity")]
+    for symbol in symbols:
+        bars = SyntheticSource(seed=seed).bars(symbol, day, day)
+        if symbol == "AAPL":
+            bars["high"] = bars[["open", "close"]].min(axis=1) * 0.99
+        out = bars.reset_index()
+        out["ts"] = out["ts"].dt.strftime("%Y-%m-%d %H:%M:%S")
+        out.to_csv(folder / f"{symbol}.csv", index=False)
+    return symbols
+
+
 def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000) -> int:
     """Runs the demo and prints a summary; returns a process exit code."""
     import optuna
@@ -86,9 +143,10 @@ def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000
     steps.run("MongoDB", mongo)
 
     from quant_pipelines.backtest import get_strategy, list_strategies
-    from quant_pipelines.definitions import defs
+    from quant_pipelines.definitions import build_definitions
     from quant_pipelines.defs.market_data import asset_classes_in_universe
 
+    defs = build_definitions()  # built now, so it binds the settings of this process
     instance = dg.DagsterInstance.get()
     now = pd.Timestamp.now(tz="UTC")
     summary: dict[str, object] = {}
@@ -118,6 +176,71 @@ def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000
         return "\n    ".join(lines)
 
     steps.run(f"ingest, check and score the universe ({sessions} sessions per class)", ingest)
+
+    from quant_pipelines.defs.resources import MarketDataSource
+    from quant_pipelines.storage import make_client
+    from quant_pipelines.storage.anomaly_workflow import transition
+
+    db = make_client(settings.mongodb_uri)[settings.mongodb_db]
+    bad_day = _last_closed_keys("equity", 1, now)[0]
+
+    def bad_batch() -> str:
+        folder = settings.dagster_home / "demo" / "bad_batch"
+        _write_bad_batch(folder, bad_day, MarketDataSource().seed)
+        result = defs.resolve_job_def("ingest_equity_bars_job").execute_in_process(
+            instance=instance,
+            run_config=_QUIET,
+            partition_key=bad_day,
+            resources={"market_data": MarketDataSource(kind="files", path=str(folder))},
+            raise_on_error=False,
+            tags={"quant_pipelines/origin": "demo"},
+        )
+        gate = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}
+        queued = db.alert_outbox.count_documents({"status": "pending"})
+        return (
+            f"run {result.run_id[:8]} {'FAILED as intended' if not result.success else 'passed?'}: "
+            f"bars_have_valid_ohlc={'pass' if gate.get('bars_have_valid_ohlc') else 'FAIL'}, "
+            f"scoring skipped, {queued} alert(s) queued"
+        )
+
+    steps.run(f"a bad equity batch for {bad_day}: the blocking check stops it", bad_batch)
+
+    secret = secrets.token_hex(16)
+    receiver = _Receiver(secret)
+    os.environ["ALERT_WEBHOOK_URL"] = receiver.url
+    os.environ["ALERT_WEBHOOK_SECRET"] = secret
+
+    def deliver() -> str:
+        meta = _execute(defs, instance, "alert_delivery_job")
+        sent = [r for r in receiver.received if r["verified"]]
+        summary["alerts"] = len(sent)
+        first = sent[0]["body"] if sent else {}
+        return (
+            f"run {meta.run_id[:8]}: {len(sent)} signed alert(s) received and verified at "
+            f"{receiver.url}"
+            + (f"; first: {first.get('symbol')} {first.get('rule')}" if first else "")
+        )
+
+    steps.run("deliver the alerts to a local webhook receiver", deliver)
+    receiver.close()
+
+    def analyst() -> str:
+        anomaly = db.anomalies.find_one({"status": "open", "detector": {"$regex": "^validation"}})
+        if anomaly is None:
+            return "no open alert to act on"
+        transition(db, anomaly["_id"], "ack", note="looking at the feed", actor="demo-analyst")
+        transition(
+            db, anomaly["_id"], "resolve", note="vendor resent the bar", actor="demo-analyst"
+        )
+        good = _execute(defs, instance, "ingest_equity_bars_job", partition_key=bad_day)
+        gate = {c.check_name: c.passed for c in good.get_asset_check_evaluations()}
+        state = "pass" if gate.get("bars_have_valid_ohlc") else "FAIL"
+        return (
+            f"alert {anomaly['_id']} acknowledged and resolved; {bad_day} re-ingested from the "
+            f"good source: bars_have_valid_ohlc={state}"
+        )
+
+    steps.run("the analyst resolves the alert; the fixed batch is re-ingested", analyst)
 
     def quality_models() -> str:
         result = _execute(defs, instance, "quality_models_job")
@@ -208,6 +331,21 @@ def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000
         )
 
     steps.run("anomaly dashboard and KPIs", dashboard)
+
+    def report() -> str:
+        meta = _meta(_execute(defs, instance, "kpi_report_job"), "kpi_report")
+        summary["kpis"] = meta
+        return f"{len([k for k in meta if k not in {'report', 'periods_recorded'}])} KPIs recorded"
+
+    steps.run("KPI report", report)
+
+    from quant_pipelines.defs.kpis import LABELS
+    from quant_pipelines.storage.kpis import section7_metrics
+
+    print("\nSection-7 metrics")
+    for name, value in section7_metrics(db).items():
+        shown = "n/a" if value is None else f"{value:,.4g}"
+        print(f"  {LABELS[name]:52s} {shown}")
 
     print(f"\nDone in {time.perf_counter() - steps.started:.0f}s.")
     print(

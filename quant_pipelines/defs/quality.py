@@ -435,6 +435,21 @@ def alert_delivery_sensor(context: dg.SensorEvaluationContext, mongo: MongoResou
     )
 
 
+@dg.op(description="Deliver the due alerts of the outbox once (what the sensor does every tick).")
+def deliver_alerts(context: dg.OpExecutionContext, mongo: MongoResource) -> dg.Output[dict]:
+    """Delivers due alerts to the configured webhook and Slack targets."""
+    summary = deliver_due(mongo.get_db(), transports=transports_from_settings(load_settings()))
+    fields = {f: int(getattr(summary, f)) for f in ("claimed", "sent", "retried", "failed")}
+    context.log.info(f"alert delivery: {fields}")
+    return dg.Output(fields, metadata={k: dg.MetadataValue.int(v) for k, v in fields.items()})
+
+
+@dg.job(description="Deliver due alerts now, outside the sensor's cadence.")
+def alert_delivery_job() -> None:
+    """One delivery pass over the outbox."""
+    deliver_alerts()
+
+
 def build_defs() -> dg.Definitions:
     """Definitions of the quality area."""
     classes = asset_classes_in_universe()
@@ -445,7 +460,7 @@ def build_defs() -> dg.Definitions:
             anomaly_thresholds,
             anomaly_dashboard,
         ],
-        jobs=[quality_models_job, anomaly_dashboard_job],
+        jobs=[quality_models_job, anomaly_dashboard_job, alert_delivery_job],
         schedules=[weekly_quality_models_schedule],
         sensors=[alert_delivery_sensor],
     )

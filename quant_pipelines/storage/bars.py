@@ -126,7 +126,12 @@ class BarsRepository:
                 stale.extend(conflicts)
             if stale:
                 ops = [
-                    UpdateOne({"symbol": d["symbol"], "ts": d["ts"]}, {"$set": d}, upsert=True)
+                    UpdateOne(
+                        {"symbol": d["symbol"], "ts": d["ts"]},
+                        # A corrected row drops the issues its earlier, invalid version had.
+                        {"$set": d} if "issues" in d else {"$set": d, "$unset": {"issues": ""}},
+                        upsert=True,
+                    )
                     for d in stale
                 ]
                 result = self._coll.bulk_write(ops, ordered=False)

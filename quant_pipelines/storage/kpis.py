@@ -62,3 +62,63 @@ def latest_kpis(db: Database, prefix: str = "") -> dict[str, dict[str, Any]]:
     for doc in db[KPIS].find(query, {"_id": 0}).sort("period", DESCENDING):
         out.setdefault(doc["kpi"], doc)
     return out
+
+
+def section7_metrics(db: Database) -> dict[str, float | None]:
+    """The plan's section-7 metrics, computed from what the pipelines stored.
+
+    Returns:
+        ``trials_per_hour`` (median over studies), ``best_sharpe_improvement`` (best minus
+        baseline objective, best study), ``policy_sharpe`` and ``drawdown_compliance`` (latest
+        replay per symbol: mean Sharpe, share compliant), ``episode_length_mean`` and
+        ``episode_length_cv`` (std / mean), ``anomalies_per_batch``,
+        ``time_to_resolution_s`` (mean) and ``false_positive_rate``. None where no data exists.
+    """
+    from statistics import median
+
+    from quant_pipelines.storage.anomaly_workflow import false_positive_rate, time_to_resolution
+
+    studies = list(db["studies"].find({}, {"progress": 1, "best": 1, "baseline": 1}))
+    rates = [
+        s["progress"]["trials_per_hour"]
+        for s in studies
+        if (s.get("progress") or {}).get("trials_per_hour")
+    ]
+    gains = [
+        s["best"]["value"] - s["baseline"]["values"][0]
+        for s in studies
+        if (s.get("best") or {}).get("value") is not None
+        and (s.get("baseline") or {}).get("values")
+    ]
+    latest: dict[str, dict] = {}
+    for doc in db["rl_policies"].find({"replay": {"$exists": True}}).sort("created_at", DESCENDING):
+        latest.setdefault(doc.get("symbol", doc["policy_id"]), doc["replay"])
+    replays = list(latest.values())
+    ep_mean = [r["episode_length_mean"] for r in replays if r.get("episode_length_mean")]
+    ep_std = [r["episode_length_std"] for r in replays if r.get("episode_length_mean")]
+    batches = [
+        b["anomalies_by_severity"]
+        for b in db["ingest_batches"].find({"anomalies_by_severity": {"$exists": True}})
+    ]
+    ttr = time_to_resolution(db)
+    fpr = false_positive_rate(db)
+    mean_len = sum(ep_mean) / len(ep_mean) if ep_mean else None
+    return {
+        "trials_per_hour": median(rates) if rates else None,
+        "best_sharpe_improvement": max(gains) if gains else None,
+        "policy_sharpe": sum(r["sharpe"] for r in replays) / len(replays) if replays else None,
+        "drawdown_compliance": (
+            sum(bool(r.get("drawdown_compliant")) for r in replays) / len(replays)
+            if replays
+            else None
+        ),
+        "episode_length_mean": mean_len,
+        "episode_length_cv": (sum(ep_std) / len(ep_std)) / mean_len if mean_len else None,
+        "anomalies_per_batch": (
+            sum(b.get("warning", 0) + b.get("critical", 0) for b in batches) / len(batches)
+            if batches
+            else None
+        ),
+        "time_to_resolution_s": ttr.mean_s,
+        "false_positive_rate": fpr.rate if fpr.reviewed else None,
+    }

@@ -34,7 +34,10 @@ def test_demo_runs_the_loop_as_recorded_dagster_runs(
     assert db.bars.count_documents({"quality.scored_at": {"$exists": True}}) > 1000
     assert db.studies.count_documents({}) >= 3
     assert db.rl_policies.count_documents({"replay": {"$exists": True}}) == 1
-    assert db.kpis.count_documents({}) > 0
+    assert db.kpis.count_documents({"kpi": {"$regex": "^report\\."}}) == 9
+    resolved = db.anomalies.find_one({"status": "resolved"})
+    assert resolved is not None and resolved["time_to_resolution_s"] >= 0
+    assert db.alert_outbox.count_documents({"channel": "webhook", "status": "sent"}) >= 1
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         jobs = {r.dagster_run.job_name for r in instance.get_run_records()}
     assert {"ingest_equity_bars_job", "optimize_strategy_job", "rl_training_job"} <= jobs

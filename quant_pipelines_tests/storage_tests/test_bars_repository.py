@@ -128,3 +128,21 @@ def test_naive_index_is_rejected(mongo_db: Database) -> None:
     with pytest.raises(ValueError, match="tz-aware"):
         BarsRepository(mongo_db).upsert(bars, symbol="X", source="s", batch_id="b")
     assert mongo_db.bars.count_documents({}) == 0
+
+
+def test_a_corrected_row_becomes_valid_and_loses_its_issues(mongo_db: Database) -> None:
+    repo = BarsRepository(mongo_db)
+    bars = make_bars(3)
+    bad = bars.index[1]
+    repo.upsert(
+        bars,
+        symbol="X",
+        source="s",
+        batch_id="b",
+        invalid_ts=[bad],
+        issues_by_ts={bad: ["nan_value"]},
+    )
+    repo.upsert(bars, symbol="X", source="s", batch_id="b2")
+    doc = mongo_db.bars.find_one({"symbol": "X", "ts": bad.to_pydatetime()})
+    assert doc["valid"] is True and "issues" not in doc
+    assert len(repo.read("X")) == 3
