@@ -443,11 +443,99 @@ def optimization_request_sensor(context: dg.SensorEvaluationContext, mongo: Mong
     return planned or dg.SkipReason("no pending optimization requests")
 
 
+class ParallelStudyConfig(dg.Config):
+    """One study optimized by several worker processes sharing the MongoDB journal."""
+
+    study_name: str
+    strategy: str = "sma_crossover"
+    symbols: list[str]
+    start: str
+    end: str
+    n_trials: int = 100
+    workers: int = 2
+    sampler: str = "tpe"
+    seed: int = 0
+    asset_class: str = "equity"
+
+
+@dg.op(out=dg.DynamicOut(int), description="Fan the study out to its workers.")
+def study_workers(config: ParallelStudyConfig):
+    """One dynamic output per worker."""
+    for worker in range(config.workers):
+        yield dg.DynamicOutput(worker, mapping_key=f"w{worker}")
+
+
+@dg.op(description="A worker: optimizes the shared study until its trial budget is spent.")
+def study_worker(worker: int, config: ParallelStudyConfig, mongo: MongoResource) -> dict:
+    """Runs the shared study in this process; trials are coordinated by the journal."""
+    db = mongo.get_db()
+    bars = {
+        s: b
+        for s, b in mongo.bars().read_many(config.symbols, config.start, config.end).items()
+        if len(b)
+    }
+    storage = optuna_storage(db)
+    started = dt.datetime.now(dt.UTC)
+    try:
+        summary = run_study(
+            bars,
+            strategy=config.strategy,
+            study_name=config.study_name,
+            n_trials=config.n_trials,
+            sampler=config.sampler,
+            seed=config.seed + worker,  # each worker samples its own stream
+            storage=storage,
+            recorder=StudiesRepository(db),
+            asset_class=config.asset_class,
+        )
+    finally:
+        storage.close()
+    return {
+        "worker": worker,
+        "trials_run": summary.trials_run,
+        "n_trials": summary.n_trials,
+        "started": started.timestamp(),
+        "finished": dt.datetime.now(dt.UTC).timestamp(),
+    }
+
+
+@dg.op(description="Collect the workers' counts.")
+def study_workers_done(results: list[dict]) -> dg.Output[dict]:
+    """The trials each worker ran, and the study's total."""
+    total = sum(r["trials_run"] for r in results)
+    span = max(r["finished"] for r in results) - min(r["started"] for r in results)
+    rate = total / span * 3600.0 if span > 0 else 0.0
+    return dg.Output(
+        {"trials_run": total, "workers": len(results), "seconds": span, "trials_per_hour": rate},
+        metadata={
+            "trials_run": dg.MetadataValue.int(total),
+            "seconds": dg.MetadataValue.float(round(span, 3)),
+            "trials_per_hour": dg.MetadataValue.float(round(rate, 1)),
+        },
+    )
+
+
+@dg.job(
+    description="Optimize one study with several parallel workers (multiprocess executor).",
+    tags={WORKLOAD_TAG: "optimization"},
+)
+def parallel_study_job() -> None:
+    """Scale-out on one machine: workers in separate processes share the MongoDB journal."""
+    study_workers_done(study_workers().map(study_worker).collect())
+
+
+def parallel_study_job_def() -> dg.JobDefinition:
+    """The resolved ``parallel_study_job`` (a reconstructable target for ``dg.execute_job``)."""
+    from quant_pipelines.definitions import build_definitions
+
+    return build_definitions().resolve_job_def("parallel_study_job")
+
+
 def build_defs() -> dg.Definitions:
     """Definitions of the optimization area."""
     return dg.Definitions(
         assets=[optimization_study, optimization_leaderboard],
-        jobs=[optimize_strategy_job, optimization_leaderboard_job],
+        jobs=[optimize_strategy_job, optimization_leaderboard_job, parallel_study_job],
         schedules=[
             nightly_optimization_schedule,
             crypto_optimization_schedule,

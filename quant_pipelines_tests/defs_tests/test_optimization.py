@@ -215,3 +215,25 @@ def test_request_run_config_carries_the_request() -> None:
     config = request_run_config(request)["ops"]["optimization_study"]["config"]
     assert config["request_id"] == "r1" and config["objective"] == "sortino"
     assert config["n_folds"] == 3
+
+
+def test_two_parallel_workers_share_one_study_without_duplicates(
+    mongo_env: Database, tmp_path, monkeypatch: pytest.MonkeyPatch, crypto_bars
+) -> None:
+    import shutil
+    from pathlib import Path
+
+    from quant_pipelines.bench.scaleout import run_parallel_study
+
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parents[2] / "dagster_home" / "dagster.yaml", home)
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    # Reuse the runner but on BTCUSD: the fixture loaded BTCUSD bars.
+    monkeypatch.setattr("quant_pipelines.bench.scaleout._SYMBOL", "BTCUSD", raising=True)
+    with dg.DagsterInstance.get() as instance:
+        out = run_parallel_study(instance, study_name="shared", workers=2, n_trials=12)
+    assert out["workers"] == 2
+    numbers = sorted(t["number"] for t in mongo_env.trials.find({"study_name": "shared"}))
+    assert len(numbers) == len(set(numbers)) >= 12
+    assert out["trials_run"] == len(numbers)
