@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test lint format dev bench mongo-start mongo-stop mongo-status clean
+.PHONY: install demo test lint format dev bench browser-deps mongo-start mongo-stop mongo-status clean
 
 install: $(STAMP)
 
@@ -27,7 +27,10 @@ format: install
 	$(BIN)/ruff format quant_pipelines quant_pipelines_tests
 	$(BIN)/ruff check --fix quant_pipelines quant_pipelines_tests
 
-test: lint
+browser-deps:
+	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+
+test: lint browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 demo: install

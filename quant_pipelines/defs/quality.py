@@ -33,6 +33,8 @@ from quant_pipelines.storage.kpis import upsert_kpi
 
 #: Trailing history read before a batch (features' windows and the forest's training window).
 HISTORY_DAYS = 500
+#: Fewest bars (history + batch) needed to fit a symbol's Isolation Forest.
+MIN_HISTORY_BARS = 60
 #: Share of a batch's bars at warning or above beyond which the rate check warns.
 MAX_ANOMALY_RATE = 0.05
 SEED = 0
@@ -126,11 +128,17 @@ def build_scores_asset(asset_class: str) -> dg.AssetsDefinition:
         thresholds = _thresholds(db)
         universe = load_universe()
         scored: dict[str, pd.DataFrame] = {}
+        unscored: dict[str, int] = {}
         for symbol in universe.by_asset_class(asset_class):
             frame = repo.read(symbol.name, lo - pd.Timedelta(days=HISTORY_DAYS), hi)
             batch = frame[frame.index >= lo]
             history = frame[frame.index < lo]
             if batch.empty:
+                continue
+            if len(frame) < MIN_HISTORY_BARS:
+                # Too little history to fit a detector: the blocking checks of market_bars
+                # already vetted these bars; they are scored once history accumulates.
+                unscored[symbol.name] = len(frame)
                 continue
             fit_on = history if len(history) >= 60 else frame
             scored[symbol.name] = score_bars(
@@ -178,6 +186,7 @@ def build_scores_asset(asset_class: str) -> dg.AssetsDefinition:
                     thresholds.version if thresholds else "default"
                 ),
                 "batch_id": dg.MetadataValue.text(batch_id),
+                "symbols_without_history": dg.MetadataValue.json(unscored),
                 "latest_anomalies": _anomaly_table(latest),
             }
         )

@@ -37,8 +37,13 @@ def test_scores_land_beside_the_bars_and_rerun_adds_no_duplicates(
     mongo_resource: MongoResource, mongo_db: Database, spiked_btc: pd.DataFrame
 ) -> None:
     assert len(spiked_btc) >= 1, "the fixture must inject a spike inside the batch"
+    # A newly listed symbol with a few days of bars cannot be modelled yet: it is reported.
+    fresh = SyntheticSource(seed=2).bars("ETHUSD", "2024-06-20", BATCH[1])
+    BarsRepository(mongo_db).upsert(fresh, symbol="ETHUSD", source="test", batch_id="t")
     result = dg.materialize([SCORES], resources={"mongo": mongo_resource}, tags=_tags())
     assert result.success
+    meta0 = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta0["symbols_without_history"].value == {"ETHUSD": len(fresh)}
     scored = mongo_db.bars.count_documents(
         {"symbol": "BTCUSD", "quality.scored_at": {"$exists": True}}
     )
