@@ -121,3 +121,24 @@ def test_every_job_is_resolvable_and_has_its_assets() -> None:
     assert (
         defs.resolve_sensor_def("optimization_request_sensor").job_name == "optimize_strategy_job"
     )
+
+
+@pytest.mark.slow
+def test_dagster_definitions_validate_passes(tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    dagster = Path(sys.executable).with_name("dagster")
+    env = dict(os.environ) | {"DAGSTER_HOME": str(tmp_path)}
+    out = subprocess.run(
+        [str(dagster), "definitions", "validate", "-m", "quant_pipelines.definitions"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "All code locations passed validation" in out.stdout + out.stderr
