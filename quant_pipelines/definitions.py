@@ -29,3 +29,8 @@ def build_definitions() -> dg.Definitions:
 
 
 defs = build_definitions()
+
+
+def parallel_study_job_def() -> dg.JobDefinition:
+    """``parallel_study_job`` resolved from fresh Definitions (a ``dg.reconstructable`` target)."""
+    return build_definitions().resolve_job_def("parallel_study_job")

@@ -22,7 +22,7 @@ def run_parallel_study(
     instance: dg.DagsterInstance, *, study_name: str, workers: int, n_trials: int
 ) -> dict:
     """Runs ``parallel_study_job`` with the multiprocess executor; returns the collector output."""
-    from quant_pipelines.defs.optimization import parallel_study_job_def
+    from quant_pipelines.definitions import parallel_study_job_def
 
     config = {
         "study_name": study_name,

@@ -524,13 +524,6 @@ def parallel_study_job() -> None:
     study_workers_done(study_workers().map(study_worker).collect())
 
 
-def parallel_study_job_def() -> dg.JobDefinition:
-    """The resolved ``parallel_study_job`` (a reconstructable target for ``dg.execute_job``)."""
-    from quant_pipelines.definitions import build_definitions
-
-    return build_definitions().resolve_job_def("parallel_study_job")
-
-
 def build_defs() -> dg.Definitions:
     """Definitions of the optimization area."""
     return dg.Definitions(

@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_demo_runs_the_loop_as_recorded_dagster_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mongo_env: Database, capsys
 ) -> None:
-    from quant_pipelines.demo import run_demo
+    from quant_pipelines.cli.demo import run_demo
 
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))

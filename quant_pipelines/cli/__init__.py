@@ -164,7 +164,7 @@ def cmd_optuna_dashboard(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """``demo``: start MongoDB if needed, run the workflow as real Dagster runs, summarise."""
-    from quant_pipelines.demo import run_demo
+    from quant_pipelines.cli.demo import run_demo
 
     return run_demo(sessions=args.sessions, trials=args.trials, rl_timesteps=args.rl_timesteps)
 
@@ -237,7 +237,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "action", None) in {"ack", "resolve", "false-positive"} and not args.id:
         parser.error(f"alerts {args.action} needs an anomaly id")
     return int(args.func(args) or 0)
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
