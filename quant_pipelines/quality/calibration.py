@@ -13,9 +13,10 @@ Design (see ``docs/quality.md``):
    positive* stay in the sample: they are clean bars, and the target is the alert rate on clean
    bars. They are left out of the models' *training window* instead (``exclude``, passed on to
    :func:`~quant_pipelines.quality.fit_models`), as issue 5 asks.
-3. *Warning.* One common quantile level ``q`` is found for the three scores (Isolation Forest,
-   Prophet price, Prophet volume) so that the share of clean bars with any score at or above
-   its ``q``-quantile is at most ``warning_rate``.
+3. *Warning.* The two detectors get equal shares of the warning budget, Prophet's split over
+   its price and volume model: thresholds at the ``1 - p``, ``1 - p/2`` and ``1 - p/2``
+   quantiles, with the largest ``p`` for which the share of clean bars with any score at or
+   above its threshold is at most ``warning_rate``.
 4. *Critical.* Each score's critical threshold is its own ``1 - critical_rate`` quantile, and at
    least a fixed margin above its warning threshold ("far beyond"). A statistical critical
    needs the forest *and* a Prophet model, so its rate on the clean sample is at most
@@ -39,9 +40,12 @@ from quant_pipelines.quality.severity import Thresholds
 DETECTORS: tuple[str, ...] = ("iforest", "prophet_price", "prophet_volume")
 """Score columns that get thresholds, in :class:`Thresholds` order."""
 
-FLOORS: dict[str, float] = {"iforest": 0.50, "prophet_price": 0.10, "prophet_volume": 0.10}
+FLOORS: dict[str, float] = {"iforest": 0.50, "prophet_price": 0.50, "prophet_volume": 0.10}
 """Lowest warning thresholds: 0.5 is the forest paper's "no distinct anomaly"; a Prophet
 distance of 0 would flag every bar."""
+
+SHARES: dict[str, float] = {"iforest": 1.0, "prophet_price": 0.5, "prophet_volume": 0.5}
+"""Relative share of the warning budget per score: the two detectors get equal shares."""
 
 MARGINS: dict[str, float] = {"iforest": 0.05, "prophet_price": 0.50, "prophet_volume": 0.50}
 """How far above its warning threshold a detector's critical threshold is, at least."""
@@ -77,25 +81,32 @@ def clean_mask(scores: pd.DataFrame, *, anomalies: pd.DatetimeIndex | None = Non
 
 
 def _warning_levels(scores: np.ndarray, rate: float) -> np.ndarray:
-    """Warning thresholds at one common quantile level whose union alert rate is <= rate."""
+    """Warning thresholds whose union alert rate is <= rate, with equal shares per detector.
+
+    The tail share ``p`` goes to the forest and ``p / 2`` to each Prophet model (the two
+    detectors share the budget equally; Prophet's half is split over its two models); ``p`` is
+    the largest share whose union alert rate stays within ``rate``.
+    """
     floors = np.array([FLOORS[d] for d in DETECTORS])
+    shares = np.array([SHARES[d] for d in DETECTORS])
 
-    def levels(q: float) -> np.ndarray:
-        return np.maximum(np.quantile(scores, q, axis=0), floors)
+    def levels(p: float) -> np.ndarray:
+        qs = 1.0 - p * shares
+        return np.maximum([np.quantile(scores[:, i], q) for i, q in enumerate(qs)], floors)
 
-    def alert_rate(q: float) -> float:
-        return float(np.mean((scores >= levels(q)).any(axis=1)))
+    def alert_rate(p: float) -> float:
+        return float(np.mean((scores >= levels(p)).any(axis=1)))
 
-    lo, hi = 1.0 - rate, 1.0  # alert_rate(q) falls as q rises
-    if alert_rate(lo) <= rate:
-        return levels(lo)
+    lo, hi = 0.0, rate  # alert_rate(p) rises with p; alert_rate(0) flags the maxima only
+    if alert_rate(hi) <= rate:
+        return levels(hi)
     for _ in range(50):
         mid = (lo + hi) / 2
         if alert_rate(mid) <= rate:
-            hi = mid
-        else:
             lo = mid
-    return levels(hi)
+        else:
+            hi = mid
+    return levels(lo)
 
 
 def _round_up(x: float) -> float:
@@ -120,7 +131,8 @@ def calibrate_thresholds(
             symbol's or several symbols' concatenated.
         targets: Target alert rates (defaults: 2% warning, 0.2% critical).
         anomalies: Timestamps of known anomalies (alerts analysts confirmed), left out of the
-            clean sample.
+            clean sample. With several symbols pooled, drop each symbol's own anomalies from
+            its rows before concatenating instead (timestamps are shared across symbols).
         as_of: Date in the version string (default: the last scored timestamp).
         min_bars: Fewest clean bars accepted.
 
@@ -167,6 +179,7 @@ def walk_forward_scores(
     calendar: CalendarLike | None = None,
     freq: str = "1D",
     exclude: pd.DatetimeIndex | None = None,
+    confirmed: pd.DatetimeIndex | None = None,
     with_prophet: bool = True,
 ) -> pd.DataFrame:
     """Replay history as production runs it: periodic refits, then prediction-only scoring.
@@ -183,6 +196,10 @@ def walk_forward_scores(
         calendar: Calendar of the symbol.
         freq: Bar frequency.
         exclude: Timestamps left out of every training window (analyst false positives).
+        confirmed: Timestamps of true anomalies, to simulate the analysts' review: those
+            before ``start`` count as reviewed history, and each later one is left out of the
+            training windows once it has been alerted (warning or above), as an analyst
+            would have confirmed it by the next refit.
         with_prophet: Fit and score Prophet too.
 
     Returns:
@@ -193,6 +210,9 @@ def walk_forward_scores(
     if not 0 < start < len(stamps):
         raise ValueError(f"start must be within 1..{len(stamps) - 1}, got {start}")
     keys = bars.index.asi8
+    truth = np.unique(pd.DatetimeIndex([] if confirmed is None else confirmed).asi8)
+    known = set(np.unique(pd.DatetimeIndex([] if exclude is None else exclude).asi8))
+    known |= set(truth[truth < stamps[start]])
     parts = []
     models = None
     next_refit = start
@@ -203,7 +223,7 @@ def walk_forward_scores(
             models = fit_models(
                 hist.iloc[-(train_window + 80) :],
                 seed=seed,
-                exclude=exclude,
+                exclude=pd.DatetimeIndex(sorted(known), tz="UTC"),
                 calendar=calendar,
                 freq=freq,
                 window=train_window,
@@ -212,17 +232,18 @@ def walk_forward_scores(
         hi = stamps[min(pos + batch, len(stamps)) - 1]
         block = bars[(keys >= stamps[pos]) & (keys <= hi)]
         history = bars[keys < stamps[pos]]
-        parts.append(
-            score_bars(
-                block,
-                history=history,
-                thresholds=thresholds,
-                seed=seed,
-                models=models,
-                calendar=calendar,
-                freq=freq,
-            )
+        scored = score_bars(
+            block,
+            history=history,
+            thresholds=thresholds,
+            seed=seed,
+            models=models,
+            calendar=calendar,
+            freq=freq,
         )
+        alerted = scored.index[scored["severity"].to_numpy() != "info"].asi8
+        known |= set(alerted[np.isin(alerted, truth)])
+        parts.append(scored)
     return pd.concat(parts)
 
 

@@ -105,15 +105,16 @@ class EvaluationReport:
             "|---|---|---|---|",
         ]
         for _, g in self.goal_results().iterrows():
+            digits = 4 if g["goal"].startswith("critical rate") else 3
             lines.append(
-                f"| {g['goal']} | {_fmt(g['measured'])} | {g['target']} | "
+                f"| {g['goal']} | {_fmt(g['measured'], digits)} | {g['target']} | "
                 f"{'yes' if g['met'] else '**no**'} |"
             )
         return "\n".join(lines) + "\n"
 
 
-def _fmt(x: float) -> str:
-    return "–" if x != x else f"{x:.3f}"
+def _fmt(x: float, digits: int = 3) -> str:
+    return "–" if x != x else f"{x:.{digits}f}"
 
 
 def _per_ts(scores: pd.DataFrame) -> pd.DataFrame:

@@ -5,8 +5,10 @@ For each symbol:
 1. history before the evaluation period, with anomalies injected at the same rate (a
    production history has them too), is replayed walk-forward and calibrates the thresholds of
    each asset class (:func:`~quant_pipelines.quality.calibrate_thresholds` on the pooled
-   out-of-sample scores of the class's symbols). The history's injected anomalies stand for
-   the alerts analysts confirmed: they leave the clean sample (not the training windows);
+   out-of-sample scores of the class's symbols). The injected anomalies stand for what
+   analysts confirm: once alerted, one leaves the later training windows (see
+   ``confirmed`` of :func:`~quant_pipelines.quality.walk_forward_scores`), and the history's
+   leave the calibration's clean sample;
 2. the evaluation period with injected anomalies (``bars_with_anomalies``) is replayed as in
    production: the detectors are refitted every ``refit_every`` bars on the trailing window
    (history plus the evaluation bars seen so far) and each batch of ``batch`` bars is scored
@@ -21,7 +23,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
 import pandas as pd
 
 from quant_pipelines.marketdata import SyntheticSource, load_universe
@@ -59,6 +60,7 @@ def run_evaluation(
     end: str = "2021-12-31",
     history_start: str = "2018-07-01",
     rate: float = 0.03,
+    kinds: Sequence[str] | None = None,
     refit_every: int = 5,
     batch: int = 1,
     train_window: int = 250,
@@ -75,6 +77,7 @@ def run_evaluation(
         history_start: First session of the history before ``start``; it must hold more
             than ``train_window`` bars plus about 100 for the calibration.
         rate: Injected anomaly events per bar.
+        kinds: Anomaly kinds to inject (all of ``ANOMALY_KINDS`` when None).
         refit_every: Bars between refits (weekly ≈ 5 for daily equity bars).
         batch: Bars per scoring call (1 = daily scoring).
         train_window: Training window of each refit.
@@ -94,28 +97,27 @@ def run_evaluation(
         "seed": seed,
         "with_prophet": with_prophet,
     }
-    histories: dict[str, pd.DataFrame] = {}
-    by_class: dict[str, list[tuple[pd.DataFrame, pd.DatetimeIndex]]] = {}
+    histories: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    by_class: dict[str, list[pd.DataFrame]] = {}
     for name in names:
         sym = universe.get(name)
         history, confirmed = source.bars_with_anomalies(
-            sym, history_start, last_history, rate=rate, seed=seed + 1
+            sym, history_start, last_history, rate=rate, kinds=kinds, seed=seed + 1
         )
-        histories[name] = history
+        histories[name] = (history, confirmed)
         replay = walk_forward_scores(
             history,
             start=min(train_window, history.index.nunique() // 2),
             batch=max(batch, refit_every),
             calendar=sym.calendar,
+            confirmed=pd.DatetimeIndex(confirmed["ts"]),
             **common,
         )
-        by_class.setdefault(sym.asset_class, []).append((replay, pd.DatetimeIndex(confirmed.ts)))
+        # confirmed anomalies leave this symbol's sample before the class is pooled
+        clean = replay[~replay.index.isin(pd.DatetimeIndex(confirmed["ts"]))]
+        by_class.setdefault(sym.asset_class, []).append(clean)
     class_thresholds = {
-        cls: calibrate_thresholds(
-            pd.concat([r for r, _ in parts]),
-            targets=targets,
-            anomalies=pd.DatetimeIndex(np.concatenate([a.asi8 for _, a in parts]), tz="UTC"),
-        )
+        cls: calibrate_thresholds(pd.concat(parts), targets=targets)
         for cls, parts in by_class.items()
     }
     scores: dict[str, pd.DataFrame] = {}
@@ -124,14 +126,15 @@ def run_evaluation(
     for name in names:
         sym = universe.get(name)
         thresholds[name] = class_thresholds[sym.asset_class]
-        bars, truth = source.bars_with_anomalies(sym, start, end, rate=rate)
-        history = histories[name]
+        bars, truth = source.bars_with_anomalies(sym, start, end, rate=rate, kinds=kinds)
+        history, confirmed = histories[name]
         scores[name] = walk_forward_scores(
             pd.concat([history, bars]),
             start=history.index.nunique(),
             batch=batch,
             thresholds=thresholds[name],
             calendar=sym.calendar,
+            confirmed=pd.DatetimeIndex(pd.concat([confirmed["ts"], truth["ts"]])),
             **common,
         )
         labels[name] = truth

@@ -43,6 +43,8 @@ UNCERTAINTY_SAMPLES = 200
 MIN_TRAIN = 20
 """Fewest usable bars a model is fitted on."""
 
+_MAX_FILLER = 2000  # filler rows at most (about 8 years of daily steps)
+
 
 def _quiet() -> None:
     """Silence cmdstanpy's per-fit INFO lines and prophet's "plotly not installed" error."""
@@ -174,23 +176,49 @@ class ProphetModels:
         if len(bars) == 0:
             return out
         unique = bars[~index.duplicated(keep="first")]
-        ds = _naive(unique.index)
+        ds = _naive(unique.index).to_numpy()
         with np.errstate(invalid="ignore", divide="ignore"):
             log_close = np.log(unique["close"].to_numpy(dtype="float64"))
             log_vol = np.log(unique["volume"].to_numpy(dtype="float64"))
-        future = pd.DataFrame({"ds": ds.to_numpy()})
         with _seeded_global_rng(seed):
-            price = _distance(self.price.predict(future), log_close)
+            price = _predict_distance(self.price, ds, log_close)
             volume = (
                 np.zeros(len(unique))
                 if self.volume is None
-                else _distance(self.volume.predict(future), log_vol)
+                else _predict_distance(self.volume, ds, log_vol)
             )
         where = unique.index.get_indexer(index)
         out["prophet_price"] = price[where]
         out["prophet_volume"] = volume[where]
         out["prophet"] = np.maximum(out["prophet_price"], out["prophet_volume"])
         return out
+
+
+def _future_rows(model: Prophet, ds: np.ndarray) -> np.ndarray:
+    """The bars' timestamps plus filler steps, so each bar sits at its true horizon.
+
+    Prophet widens the trend uncertainty of a prediction row by row: a lone bar predicted a
+    week after the fit would count as one step ahead. Filler timestamps at the training
+    spacing (skipped where a bar is within half a step) put each bar at the right step.
+    """
+    hist = model.history["ds"]
+    last = hist.iloc[-1].to_datetime64()
+    bars = np.unique(ds)
+    if len(hist) < 2 or bars[-1] <= last:
+        return bars
+    step = (hist.iloc[-1] - hist.iloc[0]).to_timedelta64() / (len(hist) - 1)
+    n = min(int(np.ceil((bars[-1] - last) / step)), _MAX_FILLER)
+    grid = last + step * np.arange(1, n + 1)
+    nearest = np.abs(grid[:, None] - bars[None, :]).min(axis=1)
+    grid = grid[(nearest > step / 2) & (grid < bars[-1])]
+    return np.union1d(bars, grid.astype(bars.dtype))
+
+
+def _predict_distance(model: Prophet, ds: np.ndarray, y: np.ndarray) -> np.ndarray:
+    future = _future_rows(model, ds)
+    forecast = model.predict(pd.DataFrame({"ds": future}))  # sorted by ds
+    at = np.searchsorted(forecast["ds"].to_numpy(), ds)
+    return _distance(forecast.iloc[at], y)
 
 
 def _distance(forecast: pd.DataFrame, y: np.ndarray) -> np.ndarray:

@@ -109,13 +109,26 @@ def fit_models(
     return SymbolModels(iforest, prophet)
 
 
-def _kinds(rules: list[list[str]], level: np.ndarray, feats: pd.DataFrame) -> np.ndarray:
+def _kinds(
+    rules: list[list[str]], level: np.ndarray, fired: dict[str, np.ndarray], feats: pd.DataFrame
+) -> np.ndarray:
+    """Most likely kind per bar: the first rule broken, else what the detectors point at.
+
+    The forest's verdict is attributed to the price (``price_spike``) or the volume
+    (``volume_burst``), whichever feature is more extreme; a Prophet-only verdict to the model
+    that fired (``volume_burst``, or ``price_level`` for the price drifting out of its band).
+    """
     price = np.maximum(
         np.abs(np.nan_to_num(feats["move_z"].to_numpy())),
         np.abs(np.nan_to_num(feats["gap_move_z"].to_numpy())),
     )
     volume = np.abs(np.nan_to_num(feats["volume_z"].to_numpy()))
-    stat_kind = np.where(price >= volume, "price_spike", "volume_burst")
+    forest_kind = np.where(price >= volume, "price_spike", "volume_burst")
+    stat_kind = np.where(
+        fired["iforest"],
+        forest_kind,
+        np.where(fired["prophet_volume"], "volume_burst", "price_level"),
+    )
     out = np.full(len(rules), "", dtype=object)
     for i, names in enumerate(rules):
         if names:
@@ -159,7 +172,8 @@ def score_bars(
         ``severity`` (``info``, ``warning`` or ``critical``), ``rules`` (names of the rules
         broken), ``flags`` (the rules plus each detector at or above its warning threshold:
         ``iforest``, ``prophet_price``, ``prophet_volume``), ``kind`` (the most likely
-        anomaly kind, "" for none), ``market_event`` (False here; see
+        anomaly kind, ``price_level`` for a Prophet-price-only alert, "" for none),
+        ``market_event`` (False here; see
         :func:`~quant_pipelines.quality.mark_market_events`), the main features and
         ``statistical_level`` (0-2, the detectors' level before rules).
     """
@@ -199,7 +213,7 @@ def score_bars(
             "severity": level_names(level),
             "rules": rules,
             "flags": flag_lists,
-            "kind": _kinds(rules, level, feats),
+            "kind": _kinds(rules, level, above, feats),
             "market_event": np.zeros(len(index), dtype=bool),
             "warmup": warmup,
             "gap_before": flags["gap_before"].to_numpy(),

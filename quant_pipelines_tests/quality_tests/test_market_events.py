@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from quant_pipelines.quality import mark_market_events, score_bars
+from quant_pipelines.quality import Thresholds, mark_market_events, score_bars
 from quant_pipelines_tests.quality_tests.conftest import make_bars
 
 T = 150  # the shock bar
+# Thresholds for forests fitted on only 100 bars (scores run lower than with a 250-bar window).
+THRESHOLDS = Thresholds(0.65, 1.0, 0.5, 0.7, 1.5, 1.0)
 
 
 def shocked(seed: int, factor: float) -> pd.DataFrame:
@@ -31,7 +33,8 @@ def scores() -> dict[str, pd.DataFrame]:
     }
     frames["C"].iloc[T, 3] = -1.0  # an impossible value on the market-wide day
     return {
-        name: score_bars(b.iloc[120:], history=b.iloc[:120], seed=0) for name, b in frames.items()
+        name: score_bars(b.iloc[120:], history=b.iloc[:120], thresholds=THRESHOLDS)
+        for name, b in frames.items()
     }
 
 
