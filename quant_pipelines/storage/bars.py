@@ -194,14 +194,7 @@ class BarsRepository:
         Returns:
             Frame with a tz-aware UTC ``ts`` index, sorted, float OHLCV columns.
         """
-        query: dict = {"symbol": symbol}
-        bounds = {}
-        if start is not None:
-            bounds["$gte"] = _as_utc(start)
-        if end is not None:
-            bounds["$lt"] = _as_utc(end)
-        if bounds:
-            query["ts"] = bounds
+        query = _range_query(symbol, start, end)
         if not include_invalid:
             query["valid"] = {"$ne": False}
         projection = {"_id": 0, "ts": 1, **{k: 1 for k in OHLCV}}
@@ -218,19 +211,24 @@ class BarsRepository:
 
     def count(self, symbol: str | None = None, start=None, end=None) -> int:
         """Counts bar documents, optionally for one symbol and a ``[start, end)`` range."""
-        query: dict = {} if symbol is None else {"symbol": symbol}
-        bounds = {}
-        if start is not None:
-            bounds["$gte"] = _as_utc(start)
-        if end is not None:
-            bounds["$lt"] = _as_utc(end)
-        if bounds:
-            query["ts"] = bounds
-        return self._coll.count_documents(query)
+        return self._coll.count_documents(_range_query(symbol, start, end))
 
     def symbols(self) -> list[str]:
         """Distinct symbols present in the collection."""
         return sorted(self._coll.distinct("symbol"))
+
+
+def _range_query(symbol: str | None, start: object, end: object) -> dict:
+    """The filter for one symbol (or all) and ``start <= ts < end`` (either bound optional)."""
+    query: dict = {} if symbol is None else {"symbol": symbol}
+    bounds = {}
+    if start is not None:
+        bounds["$gte"] = _as_utc(start)
+    if end is not None:
+        bounds["$lt"] = _as_utc(end)
+    if bounds:
+        query["ts"] = bounds
+    return query
 
 
 def _as_utc(value: dt.datetime | pd.Timestamp | str) -> dt.datetime:
