@@ -8,7 +8,7 @@ import pytest
 
 from quant_pipelines.backtest import Costs, run_backtest
 from quant_pipelines.backtest.engine import bar_arrays
-from quant_pipelines_tests.backtest_tests._data import bars_from_prices, make_bars
+from quant_pipelines_tests._bars import bars_from_prices, make_bars
 
 
 def test_empty_bars_raise() -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from quant_pipelines.backtest import Costs, run_backtest
-from quant_pipelines_tests.backtest_tests._data import bars_from_prices
+from quant_pipelines_tests._bars import bars_from_prices
 
 FREE = Costs(commission=0.0, slippage_bps=0.0)
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quant_pipelines.backtest import Book, Costs, run_backtest
-from quant_pipelines_tests.backtest_tests._data import make_bars
+from quant_pipelines_tests._bars import make_bars
 from quant_pipelines_tests.backtest_tests._reference import reference_equity
 
 TARGETS = st.sampled_from([-3.0, -2.0, -1.0, -0.5, 0.0, 0.0, 0.3, 0.5, 1.0, 1.0, 1.5, 2.0, 3.0])

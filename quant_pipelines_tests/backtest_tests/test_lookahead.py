@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quant_pipelines.backtest import Costs, get_strategy, list_strategies, run_backtest
-from quant_pipelines_tests.backtest_tests._data import make_bars, perturb_after
+from quant_pipelines_tests._bars import make_bars, perturb_after
 
 SHORT_PARAMS = {
     "sma_crossover": {"fast": 3, "slow": 8},

@@ -18,7 +18,7 @@ from quant_pipelines.backtest import (
     run_backtest,
 )
 from quant_pipelines.backtest.deflated import norm_cdf, norm_ppf
-from quant_pipelines_tests.backtest_tests._data import make_bars
+from quant_pipelines_tests._bars import make_bars
 
 
 def test_compute_metrics_matches_engine() -> None:

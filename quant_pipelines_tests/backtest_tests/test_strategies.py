@@ -18,7 +18,7 @@ from quant_pipelines.backtest import (
     list_strategies,
 )
 from quant_pipelines.backtest.strategies import IndicatorCache
-from quant_pipelines_tests.backtest_tests._data import make_bars
+from quant_pipelines_tests._bars import make_bars
 
 REQUIRED = {
     "sma_crossover",

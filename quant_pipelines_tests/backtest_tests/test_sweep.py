@@ -8,7 +8,7 @@ import pytest
 
 from quant_pipelines.backtest import Costs, get_strategy, run_backtest, sweep
 from quant_pipelines.backtest._assemble import METRIC_KEYS
-from quant_pipelines_tests.backtest_tests._data import make_bars
+from quant_pipelines_tests._bars import make_bars
 
 
 def _assert_rows_match(bars, name, sets, table, **kw) -> None:

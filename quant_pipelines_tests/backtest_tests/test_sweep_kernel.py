@@ -12,7 +12,7 @@ from quant_pipelines.backtest._assemble import METRIC_KEYS
 from quant_pipelines.backtest._sweep_kernel import KEYS, LANES, N_METRICS, sweep_block
 from quant_pipelines.backtest.space import SearchSpace
 from quant_pipelines.backtest.strategies import IndicatorCache
-from quant_pipelines_tests.backtest_tests._data import make_bars
+from quant_pipelines_tests._bars import make_bars
 
 STRATEGIES = [
     "sma_crossover",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from quant_pipelines.backtest import get_strategy, make_folds, run_backtest, walk_forward
-from quant_pipelines_tests.backtest_tests._data import make_bars
+from quant_pipelines_tests._bars import make_bars
 
 
 def test_anchored_and_rolling_folds() -> None:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quant_pipelines import signals
-from quant_pipelines_tests.signals_tests._data import make_bars, perturb_after
+from quant_pipelines_tests._bars import make_bars, perturb_after
 
 INDICATORS = {
     "sma": lambda b: signals.sma(b, 5),

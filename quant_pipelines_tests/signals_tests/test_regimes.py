@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quant_pipelines.signals import LABELS, regime_scores, regimes
-from quant_pipelines_tests.signals_tests._data import make_bars, perturb_after
+from quant_pipelines_tests._bars import make_bars, perturb_after
 
 
 def test_vocabulary_and_shape() -> None:
