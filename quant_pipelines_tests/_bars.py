@@ -66,3 +66,34 @@ def perturb_after(bars: pd.DataFrame, t: int, seed: int) -> pd.DataFrame:
     out = bars.copy()
     out.iloc[t + 1 :] = other.iloc[t + 1 :].to_numpy()
     return out
+
+
+def make_trend_bars(
+    n: int,
+    seed: int = 0,
+    *,
+    drift: float = 0.004,
+    vol: float = 0.01,
+    mean_duration: float = 80.0,
+    down: float = -1.0,
+    start: str = "2000-01-03",
+) -> pd.DataFrame:
+    """Bars with a planted, tradable edge: intraday moves drift up or down in persistent
+    regimes (switching with probability ``1 / mean_duration`` a bar), so trend-following
+    parameters shorter than the regimes capture it, while buy-and-hold earns nothing on
+    average. ``down`` scales the drift of the other regime (-1: as strong downwards; 0: flat).
+    ``drift=0`` gives pure noise with the same volatility."""
+    rng = np.random.default_rng(seed)
+    switches = rng.random(n) < 1.0 / mean_duration
+    sign = np.where(np.cumsum(switches) % 2 == 0, 1.0, down)
+    frame = make_bars(n, seed + 1, vol=vol, gap_vol=vol / 4, start=start)
+    moves = np.log(frame["close"] / frame["open"]).to_numpy() + drift * sign
+    gaps = np.log(frame["open"] / frame["close"].shift(1)).fillna(0.0).to_numpy()
+    closes = 100.0 * np.exp(np.cumsum(gaps + moves))
+    opens = closes * np.exp(-moves)
+    high = np.maximum(opens, closes) * (frame["high"] / frame[["open", "close"]].max(axis=1))
+    low = np.minimum(opens, closes) * (frame["low"] / frame[["open", "close"]].min(axis=1))
+    index = pd.bdate_range(start, periods=n, tz="UTC", name="ts")
+    out = frame.assign(open=opens, high=high.to_numpy(), low=low.to_numpy(), close=closes)
+    out.index = index
+    return out

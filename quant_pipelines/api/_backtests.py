@@ -15,9 +15,11 @@ from quant_pipelines.api.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
     STRATEGY_PATTERN,
     Leaderboard,
+    Objective,
     OptimizeAccepted,
     OptimizeRequest,
     OptimizeStatus,
+    RankBy,
 )
 from quant_pipelines.marketdata import ASSET_CLASSES
 from quant_pipelines.storage.requests import (
@@ -105,8 +107,12 @@ def request_optimization(
     """Records the request as ``queued``; the Dagster sensor launches (or defers) its run."""
     symbols = _check_domain(body, ctx)
     wf = body.walk_forward_config()
-    params = body.model_dump(mode="json", exclude={"walk_forward"})
-    params.update(symbols=symbols, walk_forward=wf.model_dump() if wf else None)
+    params = body.model_dump(mode="json", exclude={"walk_forward", "validation"})
+    params.update(
+        symbols=symbols,
+        walk_forward=wf.model_dump() if wf else False,
+        validation=body.validation_method(),
+    )
     asset_classes = sorted({ctx.universe.get(s).asset_class for s in symbols})
     try:
         result = create_request(
@@ -163,17 +169,33 @@ def optimization_status(
 @router.get(
     "/backtests/leaderboard",
     response_model=Leaderboard,
-    summary="Best trials across studies",
+    summary="Trials ranked within one objective, with overfitting statistics and promotions",
 )
 def leaderboard(
     db: Annotated[Database, Depends(database)],
+    objective: Annotated[Objective | None, Query(description="One objective's group.")] = None,
+    rank_by: Annotated[
+        RankBy,
+        Query(description="'holdout' is selection on the holdout and promotes nothing."),
+    ] = "validation",
     strategy: Annotated[str | None, Query(pattern=STRATEGY_PATTERN)] = None,
     asset_class: Annotated[str | None, Query(pattern="^(" + "|".join(ASSET_CLASSES) + ")$")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LEADERBOARD)] = 20,
 ) -> dict[str, Any]:
-    """The top trials, ranked, optionally of one strategy and one asset class."""
-    rows = _studies.leaderboard(db, strategy=strategy, asset_class=asset_class, limit=limit)
+    """Rows grouped by objective (never compared across objectives), ranked by the validation
+    value by default, each with its in-sample, validation and holdout scores, DSR, the study's
+    PBO and SPA p-value, and whether the gate promotes it (and why not)."""
+    rows = _studies.leaderboard(
+        db,
+        objective=objective,
+        rank_by=rank_by,
+        strategy=strategy,
+        asset_class=asset_class,
+        limit=limit,
+    )
     return {
+        "objective": objective,
+        "rank_by": rank_by,
         "strategy": strategy,
         "asset_class": asset_class,
         "limit": limit,

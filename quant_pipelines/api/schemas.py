@@ -85,6 +85,24 @@ class WalkForwardConfig(_Strict):
     purge: int = Field(0, ge=0, le=1000, description="Bars dropped between train and test.")
 
 
+class CPCVConfig(_Strict):
+    """Combinatorial purged cross-validation inside the in-sample period (``docs/overfitting.md``).
+
+    The in-sample bars are cut into ``n_groups`` groups; every ``n_test_groups``-subset is one
+    split's test set; ``purge`` bars before and ``embargo`` bars after each test range are
+    dropped from training. The objective is the mean over the test paths.
+    """
+
+    n_groups: int = Field(6, ge=3, le=16, description="Groups of the in-sample period.")
+    n_test_groups: int = Field(2, ge=1, le=8, description="Test groups per split.")
+    purge: int = Field(0, ge=0, le=1000, description="Training bars dropped before a test.")
+    embargo: int = Field(0, ge=0, le=1000, description="Training bars dropped after a test.")
+
+
+Validation = Literal["walk_forward", "cpcv"]
+RankBy = Literal["validation", "deflated_sharpe", "in_sample", "holdout"]
+
+
 class OptimizeRequest(_Strict):
     """``POST /backtests/optimize``: one Optuna study over a strategy's search space."""
 
@@ -98,11 +116,17 @@ class OptimizeRequest(_Strict):
     objective: Objective = "sharpe"
     sampler: Sampler = "tpe"
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the sampler.")
-    walk_forward: bool | WalkForwardConfig = Field(
-        False,
-        description="false: one in-sample/out-of-sample split; true: default folds; "
-        "or an object with the folds.",
+    walk_forward: bool | WalkForwardConfig | None = Field(
+        None,
+        description="Walk-forward validation folds inside the in-sample period. Omitted or "
+        "true: default folds; an object: these folds; false: no folds (trials are then "
+        "ranked in sample).",
     )
+    validation: Validation | None = Field(
+        None,
+        description="'walk_forward' (default unless walk_forward is false) or 'cpcv'.",
+    )
+    cpcv: CPCVConfig | None = Field(None, description="CPCV options (validation 'cpcv').")
     urgent: bool = Field(False, description="Run now even during market hours.")
 
     @field_validator("end")
@@ -114,10 +138,16 @@ class OptimizeRequest(_Strict):
         return end
 
     def walk_forward_config(self) -> WalkForwardConfig | None:
-        """The folds to use, or None for a single split."""
+        """The folds to use, or None for no folds (``walk_forward: false``)."""
         if isinstance(self.walk_forward, WalkForwardConfig):
             return self.walk_forward
-        return WalkForwardConfig() if self.walk_forward else None
+        return None if self.walk_forward is False else WalkForwardConfig()
+
+    def validation_method(self) -> str:
+        """ "walk_forward", "cpcv" or "none"."""
+        if self.validation is not None:
+            return self.validation
+        return "none" if self.walk_forward is False else "walk_forward"
 
 
 class OptimizeAccepted(BaseModel):
@@ -167,13 +197,45 @@ class OptimizeStatus(BaseModel):
     finished_at: dt.datetime | None = None
 
 
+class LeaderboardRow(BaseModel):
+    """One leaderboard row: a trial, ranked within its objective (``docs/overfitting.md``)."""
+
+    objective_name: str | None
+    rank: int
+    study: str
+    trial: int
+    strategy: str | None = None
+    asset_class: str | None = None
+    params: str
+    param_values: dict[str, Any]
+    in_sample: float | None
+    validation: float | None
+    holdout: float | None
+    rank_value: float
+    holdout_sharpe: float | None
+    buy_hold_sharpe: float | None
+    deflated_sharpe: float | None
+    pbo: float | None
+    spa_pvalue: float | None
+    max_drawdown: float | None
+    n_trades: float | None
+    selected: bool
+    promoted: bool
+    reason: str
+    cluster_size: int
+    rank_by: str
+    selection_on_holdout: bool
+
+
 class Leaderboard(BaseModel):
     """``GET /backtests/leaderboard``."""
 
+    objective: str | None
+    rank_by: str
     strategy: str | None
     asset_class: str | None
     limit: int
-    entries: list[dict[str, Any]]
+    entries: list[LeaderboardRow]
 
 
 class AlertList(BaseModel):

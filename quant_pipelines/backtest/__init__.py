@@ -6,6 +6,7 @@ commission (:mod:`quant_pipelines.backtest.fills`, shared with the trading simul
 
 from __future__ import annotations
 
+from quant_pipelines.backtest.cpcv import CPCVPlan, CPCVSplit, make_cpcv_splits
 from quant_pipelines.backtest.deflated import deflated_sharpe_ratio, expected_max_sharpe
 from quant_pipelines.backtest.engine import run_backtest
 from quant_pipelines.backtest.fills import Book, Costs, Fill, rebalance
@@ -38,6 +39,8 @@ __all__ = [
     "PERIODS_PER_YEAR",
     "BacktestResult",
     "Book",
+    "CPCVPlan",
+    "CPCVSplit",
     "CategoricalParam",
     "Constraint",
     "Costs",
@@ -53,6 +56,7 @@ __all__ = [
     "expected_max_sharpe",
     "get_strategy",
     "list_strategies",
+    "make_cpcv_splits",
     "make_folds",
     "metrics_by_regime",
     "plot_equity",

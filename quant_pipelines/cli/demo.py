@@ -289,9 +289,11 @@ def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000
         )
         summary["leaderboard"] = meta
         return (
-            f"{meta.get('rows', 0)} rows; best Sharpe {meta.get('best_sharpe', 0):.3f}, "
-            f"improvement over baseline {meta.get('improvement_over_baseline', 0):+.3f}, "
-            f"{meta.get('trials_per_hour', 0):,.0f} trials/h"
+            f"{meta.get('rows', 0)} rows ranked by {meta.get('rank_by', 'validation')}; "
+            f"{meta.get('promoted', 0)} of {meta.get('studies', 0)} studies promoted by the "
+            f"overfitting gate (best promoted holdout Sharpe: "
+            f"{meta.get('best_promoted_holdout_sharpe', 'none promoted')}); "
+            "see docs/overfitting.md"
         )
 
     steps.run("build the leaderboard", leaderboard)
@@ -352,7 +354,7 @@ def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000
         f"Data: MongoDB {settings.redacted_uri} database {settings.mongodb_db!r}; "
         f"runs in {settings.dagster_home}.\n"
         "Look in the UI with `make dev` (http://127.0.0.1:3000): Assets → market_bars, "
-        "bar_anomaly_scores, optimization_leaderboard (table, plotted metadata, equity curve), "
+        "bar_anomaly_scores, optimization_leaderboard (tables per objective, promotions), "
         "rl_policy_replay; Runs for every step.\n"
         "`quant-pipelines optuna-dashboard` opens the studies on http://127.0.0.1:8080."
     )

@@ -15,7 +15,9 @@ _UPSTREAM = ["optimization_leaderboard", "rl_policy_replay", "anomaly_dashboard"
 
 LABELS = {
     "trials_per_hour": "optimizer trials per hour (median over studies)",
-    "best_sharpe_improvement": "best Sharpe improvement over baseline",
+    "best_sharpe_improvement": "best Sharpe improvement over baseline (holdout, promoted only)",
+    "best_sharpe_improvement_in_sample": "best improvement over baseline (IN SAMPLE, inflated)",
+    "promoted_strategies": "strategies promoted by the overfitting gate",
     "policy_sharpe": "RL policy Sharpe (held-out replay)",
     "drawdown_compliance": "RL drawdown compliance (share of policies)",
     "episode_length_mean": "RL episode length (mean)",
@@ -42,7 +44,7 @@ def kpi_report(context: dg.AssetExecutionContext, mongo: MongoResource) -> dg.Ma
     history = {name: len(kpi_history(db, f"report.{name}")) for name in metrics}
     table = "\n".join(
         ["| KPI | value |", "|---|---|"]
-        + [f"| {LABELS[k]} | {'n/a' if v is None else f'{v:,.4g}'} |" for k, v in metrics.items()]
+        + [f"| {LABELS[k]} | {_shown(k, v)} |" for k, v in metrics.items()]
     )
     metadata: dict[str, dg.MetadataValue] = {
         k: dg.MetadataValue.float(float(v)) for k, v in metrics.items() if v is not None
@@ -50,6 +52,12 @@ def kpi_report(context: dg.AssetExecutionContext, mongo: MongoResource) -> dg.Ma
     metadata["report"] = dg.MetadataValue.md(table)
     metadata["periods_recorded"] = dg.MetadataValue.int(max(history.values(), default=0))
     return dg.MaterializeResult(metadata=metadata)
+
+
+def _shown(name: str, value: float | None) -> str:
+    if value is None:
+        return "none promoted" if name == "best_sharpe_improvement" else "n/a"
+    return f"{value:,.4g}"
 
 
 kpi_report_job = dg.define_asset_job(

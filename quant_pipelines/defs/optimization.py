@@ -3,19 +3,20 @@
 # No `from __future__ import annotations` here: Dagster 1.13 resolves the Config and context
 # parameter annotations of assets at definition time, and PEP 563 strings defeat it.
 
-import base64
 import datetime as dt
 from collections.abc import Callable
+from typing import Literal
 
 import dagster as dg
 import pandas as pd
 from pymongo.database import Database
 
-from quant_pipelines.backtest import get_strategy, list_strategies, plot_equity, run_backtest
+from quant_pipelines.backtest import list_strategies
+from quant_pipelines.defs import leaderboard
 from quant_pipelines.defs.market_data import ASSET_CLASSES, WORKLOAD_TAG, market_bars_key
 from quant_pipelines.defs.resources import MarketDataSource, MongoResource
 from quant_pipelines.marketdata import is_session_open, next_session_close
-from quant_pipelines.optimizer import run_study
+from quant_pipelines.optimizer import Validation, run_study
 from quant_pipelines.storage import optuna_storage, requests, studies
 from quant_pipelines.storage.studies import StudiesRepository
 
@@ -44,10 +45,31 @@ class OptimizationConfig(dg.Config):
     objective: str = "sharpe"
     engine: str = "optuna"
     seed: int = 0
+    validation: Literal["walk_forward", "cpcv", "none"] = "walk_forward"
     n_folds: int = 3
+    scheme: Literal["anchored", "rolling"] = "anchored"
+    train_frac: float = 0.5
+    purge: int = 0
+    embargo: int = 0
+    n_groups: int = 6
+    n_test_groups: int = 2
+    oos_fraction: float = 0.3
     timeout_s: float = 0.0
     study_name: str = ""
     request_id: str = ""
+
+    def to_validation(self) -> Validation:
+        """The study's validation scheme."""
+        return Validation(
+            method=self.validation,
+            n_folds=self.n_folds,
+            scheme=self.scheme,
+            train_frac=self.train_frac,
+            purge=self.purge,
+            embargo=self.embargo,
+            n_groups=self.n_groups,
+            n_test_groups=self.n_test_groups,
+        )
 
 
 def run_tags(asset_class: str) -> dict[str, str]:
@@ -139,7 +161,8 @@ def optimization_study(
             engine=config.engine,
             storage=storage,
             recorder=StudiesRepository(db),
-            n_folds=config.n_folds,
+            validation=config.to_validation(),
+            oos_fraction=config.oos_fraction,
             asset_class=asset_class,
             metadata={
                 "partition": context.partition_key,
@@ -183,116 +206,11 @@ def optimization_study(
     )
 
 
-class LeaderboardConfig(dg.Config):
-    """Which trials the leaderboard shows."""
-
-    top_n: int = 20
-    strategy: str = ""
-    asset_class: str = ""
-
-
-def _equity_markdown(db: Database, row: dict) -> dg.MetadataValue | None:
-    """The best trial's equity curve, re-run on its study's data, as an inline PNG."""
-    study = studies.get_study(db, row["study"])
-    if not study or not study.get("symbols"):
-        return None
-    from quant_pipelines.storage import BarsRepository
-
-    bars = BarsRepository(db).read(study["symbols"][0], study.get("start"), study.get("end"))
-    if len(bars) < 3:
-        return None
-    strategy = get_strategy(row["strategy"])
-    result = run_backtest(
-        bars, strategy.positions(bars, **row["params"]), asset_class=study.get("asset_class")
-    )
-    png = base64.b64encode(plot_equity(result)).decode()
-    return dg.MetadataValue.md(
-        f"**{row['study']}** trial {row['trial']} on {study['symbols'][0]}\n\n"
-        f"![equity](data:image/png;base64,{png})"
-    )
-
-
-@dg.asset(
-    deps=[dg.AssetDep(optimization_study, partition_mapping=dg.AllPartitionMapping())],
-    group_name="optimization",
-    kinds={"mongodb"},
-    io_manager_key="mongo_io",
-    owners=["team:quant-research"],
-)
-def optimization_leaderboard(
-    config: LeaderboardConfig, mongo: MongoResource
-) -> dg.Output[pd.DataFrame]:
-    """The top trials across studies, ranked by objective, for the research dashboard."""
-    db = mongo.get_db()
-    rows = studies.leaderboard(
-        db,
-        strategy=config.strategy or None,
-        asset_class=config.asset_class or None,
-        limit=config.top_n,
-    )
-    frame = pd.DataFrame(rows)
-    columns = ["rank", "study", "params", "objective", "oos_sharpe", "deflated_sharpe"]
-    columns += ["max_drawdown", "n_trades"]
-    schema = dg.TableSchema(
-        columns=[
-            dg.TableColumn(c, "float" if c not in {"study", "params"} else "string")
-            for c in columns
-        ]
-    )
-    records = [
-        dg.TableRecord(
-            {c: (str(r[c]) if c in {"study", "params"} else _num(r.get(c))) for c in columns}
-        )
-        for r in rows
-    ]
-    all_studies = list(db["studies"].find({}, {"_id": 0, "progress": 1, "baseline": 1, "best": 1}))
-    rates = [
-        s["progress"]["trials_per_hour"]
-        for s in all_studies
-        if (s.get("progress") or {}).get("trials_per_hour")
-    ]
-    improvements = [
-        s["best"]["value"] - s["baseline"]["values"][0]
-        for s in all_studies
-        if (s.get("best") or {}).get("value") is not None
-        and (s.get("baseline") or {}).get("values")
-    ]
-    metadata: dict[str, dg.MetadataValue] = {
-        "leaderboard": dg.MetadataValue.table(records=records, schema=schema),
-        "best_sharpe": dg.MetadataValue.float(_num(rows[0]["objective"]) if rows else 0.0),
-        "improvement_over_baseline": dg.MetadataValue.float(max(improvements, default=0.0)),
-        "trials_per_hour": dg.MetadataValue.float(round(max(rates, default=0.0), 1)),
-        "studies": dg.MetadataValue.int(len(all_studies)),
-        "rows": dg.MetadataValue.int(len(rows)),
-    }
-    if rows:
-        picture = _equity_markdown(db, rows[0])
-        if picture is not None:
-            metadata["best_equity_curve"] = picture
-    if len(frame):
-        frame["params"] = frame["params"].map(lambda p: dict(p))
-    return dg.Output(frame.set_index("rank") if len(frame) else frame, metadata=metadata)
-
-
-def _num(value: object) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return 0.0
-    return number if number == number else 0.0
-
-
 optimize_strategy_job = dg.define_asset_job(
     name="optimize_strategy_job",
     selection=dg.AssetSelection.assets(optimization_study),
     tags={WORKLOAD_TAG: "optimization"},
     description="Run an Optuna study for one (strategy, asset class) partition.",
-)
-
-optimization_leaderboard_job = dg.define_asset_job(
-    name="optimization_leaderboard_job",
-    selection=dg.AssetSelection.assets(optimization_leaderboard),
-    description="Rebuild the leaderboard of the top trials across studies.",
 )
 
 
@@ -336,41 +254,38 @@ def crypto_optimization_schedule(context: dg.ScheduleEvaluationContext):
     return _partition_requests(("crypto",), when.date().isoformat())
 
 
-@dg.schedule(
-    name="nightly_leaderboard_schedule",
-    cron_schedule="0 5 * * *",
-    execution_timezone="America/New_York",
-    job=optimization_leaderboard_job,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Rebuild the leaderboard at 05:00 New York, after the night's studies.",
-)
-def nightly_leaderboard_schedule(context: dg.ScheduleEvaluationContext):
-    """Refreshes the leaderboard before the session opens."""
-    return dg.RunRequest()
-
-
 def request_run_config(request: dict) -> dict:
-    """Run config of the study run that serves an HTTP optimization request."""
+    """Run config of the study run that serves an HTTP optimization request.
+
+    Every validation option of the request reaches the run: ``walk_forward: false`` means no
+    folds (``validation: none``), an object sets ``n_folds``, ``scheme``, ``train_frac`` and
+    ``purge``, and ``validation: cpcv`` with its ``cpcv`` options selects CPCV.
+    """
     params = request["params"]
-    folds = params.get("walk_forward") or {}
-    return {
-        "ops": {
-            "optimization_study": {
-                "config": {
-                    "symbols": list(params["symbols"]),
-                    "start": params["start"],
-                    "end": params["end"],
-                    "n_trials": int(params["n_trials"]),
-                    "sampler": params["sampler"],
-                    "objective": params["objective"],
-                    "seed": int(params["seed"]),
-                    "n_folds": int(folds.get("n_folds", 3)) if isinstance(folds, dict) else 3,
-                    "study_name": request["study_name"],
-                    "request_id": request["request_id"],
-                }
-            }
-        }
+    wf = params.get("walk_forward")
+    config: dict = {
+        "symbols": list(params["symbols"]),
+        "start": params["start"],
+        "end": params["end"],
+        "n_trials": int(params["n_trials"]),
+        "sampler": params["sampler"],
+        "objective": params["objective"],
+        "seed": int(params["seed"]),
+        "study_name": request["study_name"],
+        "request_id": request["request_id"],
     }
+    method = params.get("validation") or ("walk_forward" if wf else "none")
+    config["validation"] = method
+    if isinstance(wf, dict):
+        for key in ("n_folds", "scheme", "train_frac", "purge"):
+            if key in wf:
+                config[key] = wf[key]
+    cpcv = params.get("cpcv")
+    if method == "cpcv" and isinstance(cpcv, dict):
+        for key in ("n_groups", "n_test_groups", "purge", "embargo"):
+            if key in cpcv:
+                config[key] = cpcv[key]
+    return {"ops": {"optimization_study": {"config": config}}}
 
 
 def plan_request_runs(
@@ -527,12 +442,13 @@ def parallel_study_job() -> None:
 def build_defs() -> dg.Definitions:
     """Definitions of the optimization area."""
     return dg.Definitions(
-        assets=[optimization_study, optimization_leaderboard],
-        jobs=[optimize_strategy_job, optimization_leaderboard_job, parallel_study_job],
+        assets=[optimization_study, leaderboard.optimization_leaderboard],
+        asset_checks=[leaderboard.promoted_rows_pass_overfitting_tests],
+        jobs=[optimize_strategy_job, leaderboard.optimization_leaderboard_job, parallel_study_job],
         schedules=[
             nightly_optimization_schedule,
             crypto_optimization_schedule,
-            nightly_leaderboard_schedule,
+            leaderboard.nightly_leaderboard_schedule,
         ],
         sensors=[optimization_request_sensor],
     )

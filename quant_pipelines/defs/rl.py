@@ -18,9 +18,10 @@ from quant_pipelines.defs.market_data import ASSET_CLASSES, WORKLOAD_TAG, market
 from quant_pipelines.defs.resources import MongoResource
 from quant_pipelines.marketdata import load_universe
 from quant_pipelines.rl import Guardrails, RLEngine
+from quant_pipelines.services import promoted_strategies
 from quant_pipelines.settings import load_settings
 from quant_pipelines.signals import regimes
-from quant_pipelines.storage import GridFSPolicyStore, studies
+from quant_pipelines.storage import GridFSPolicyStore
 from quant_pipelines.storage.kpis import upsert_kpi
 
 #: One policy per symbol: a policy trades one instrument, and its held-out replay is that
@@ -123,13 +124,12 @@ def rl_policy(
 
 
 def _best_strategy_result(db, symbol: str, bars: pd.DataFrame, asset_class: str):
-    """The best leaderboard trial whose study covered ``symbol``, replayed on ``bars``."""
-    for row in studies.leaderboard(db, asset_class=asset_class, limit=50):
-        study = studies.get_study(db, row["study"]) or {}
-        if symbol in (study.get("symbols") or []):
-            strategy = get_strategy(row["strategy"])
-            positions = strategy.positions(bars, **row["params"])
-            return row, run_backtest(bars, positions, asset_class=asset_class)
+    """The best promoted trial whose study covered ``symbol``, replayed on ``bars`` (only
+    trials that passed the overfitting gate count; (None, None) when none is promoted)."""
+    for row in promoted_strategies(db, asset_class=asset_class, symbol=symbol):
+        strategy = get_strategy(row["strategy"])
+        positions = strategy.positions(bars, **row["params"])
+        return row, run_backtest(bars, positions, asset_class=asset_class)
     return None, None
 
 
@@ -238,7 +238,9 @@ def rl_policy_replay(
         "by_regime": _regime_table(result, bars),
         "equity_curve": dg.MetadataValue.md(f"![equity](data:image/png;base64,{png})"),
     }
-    if best_result is not None:
+    if best_result is None:
+        metadata["best_strategy"] = dg.MetadataValue.text("none promoted")
+    else:
         metadata["best_strategy"] = dg.MetadataValue.text(
             f"{best_row['study']} #{best_row['trial']}"
         )

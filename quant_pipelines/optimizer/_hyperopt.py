@@ -75,6 +75,7 @@ def run(
                 constraints=constraint_values(space, ev, min_trades=min_trades),
                 start=start,
                 complete=end,
+                scores=ev.scores(),
             )
         records.append(rec)
         mirror.trial_done(rec, records)
@@ -104,5 +105,4 @@ def run(
         clock=clock,
         baseline=baseline,
     )
-    mirror.finish(records, summary)
-    return summary
+    return mirror.finish(records, summary)

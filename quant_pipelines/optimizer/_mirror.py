@@ -4,9 +4,9 @@ After every trial, its document and the study's progress are queued for a writer
 the optimisation never waits on the database. The writer batches what arrives within
 ``WRITE_INTERVAL`` seconds: the trial documents go in one bulk upsert, and only the latest
 progress is written (so the study document lags the study by at most about that much).
-Writes that fail (a MongoDB outage) are logged: the end of every run re-writes what was not
-written, plus the best trials with their deflated Sharpe ratio over the final number of
-trials, and only that final write may fail the run. A resumed run first re-writes every
+Writes that fail (a MongoDB outage) are logged: the end of every run computes the study's
+overfitting statistics and re-writes what was not written plus every complete and pruned trial
+with its final deflated Sharpe ratio, and only that final write may fail the run. A resumed run first re-writes every
 trial of the study.
 """
 
@@ -35,8 +35,6 @@ from quant_pipelines.optimizer.progress import (
 
 _log = logging.getLogger(__name__)
 _FINISHED = frozenset({"COMPLETE", "PRUNED", "FAIL"})
-#: Trials whose documents are re-written at the end of a run with the final deflated Sharpe.
-TOP_K_FINAL = 20
 #: Seconds the writer waits after a trial for more to batch with it.
 WRITE_INTERVAL = 0.5
 
@@ -58,6 +56,8 @@ def record_of(t: FrozenTrial) -> TrialRecord:
         start=_utc(t.datetime_start),
         complete=_utc(t.datetime_complete),
         retry_of=t.system_attrs.get("failed_trial"),
+        scores=dict(t.user_attrs.get("scores", {})),
+        partial=dict(t.user_attrs.get("partial", {})),
     )
 
 
@@ -119,6 +119,9 @@ class Mirror:
         recorder: Where documents go (None = nowhere).
         context: Fields copied onto every trial document.
         on_progress: User callback, called with the progress after every trial.
+        statistics: Computes the study's overfitting statistics from its records at the end
+            of a run (``StudyStatistics``); stored in the study document, and its DSRs in the
+            trial documents.
     """
 
     def __init__(
@@ -127,8 +130,10 @@ class Mirror:
         recorder: StudyRecorder | None,
         context: Mapping[str, Any],
         on_progress: Callable[[dict[str, Any]], None] | None = None,
+        statistics: Callable[[Sequence[TrialRecord]], Any] | None = None,
     ) -> None:
         self.study_name = study_name
+        self.statistics = statistics
         self.recorder = recorder
         self.context = dict(context)
         self.on_progress = on_progress
@@ -209,23 +214,32 @@ class Mirror:
             self._writer.close()
             self._writer = None
 
-    def finish(self, records: Sequence[TrialRecord], summary: StudySummary) -> None:
-        """Final write: trials not yet written (or whose write failed), the best
-        ``TOP_K_FINAL`` with their deflated Sharpe over the final population, the status, best
-        trial and summary. Raises when the recorder fails."""
+    def finish(self, records: Sequence[TrialRecord], summary: StudySummary) -> StudySummary:
+        """Final write: the study's statistics, every complete or pruned trial with its final
+        deflated Sharpe ratio, trials not yet written (or whose write failed), the status,
+        best trial and summary. Raises when the recorder fails.
+
+        Returns:
+            The summary with the study's statistics and the best trial's final DSR.
+        """
         self.close()
+        stats = None
+        if self.statistics is not None:
+            stats = self.statistics(records)
+            best = summary.best_number
+            summary = dataclasses.replace(
+                summary,
+                best_deflated_sharpe=None if best is None else stats.deflated_sharpe.get(best),
+                statistics=stats.to_dict(),
+            )
         if self.recorder is None:
-            return
+            return summary
         assert self.clock is not None
-        ranked = sorted(
-            (r for r in records if r.state == "COMPLETE" and r.value is not None),
-            key=lambda r: (not r.feasible, -(r.value or 0.0)),
-        )
-        top = {r.number for r in ranked[:TOP_K_FINAL]}
+        dsr = None if stats is None else stats.deflated_sharpe
         docs = [
-            trial_document(r, records, self.context)
+            trial_document(r, records, self.context, dsr=dsr)
             for r in records
-            if r.number in top
+            if r.state in DONE_STATES
             or r.number in self.unwritten
             or self._written.get(r.number) != r.state
         ]
@@ -237,11 +251,12 @@ class Mirror:
             best=best_document(best_trial(records)),
             status=summary.status,
         )
-        self.recorder.upsert_study(
-            self.study_name,
-            {
-                "summary": dataclasses.asdict(summary),
-                "improvement": summary.improvement,
-                "trials_per_hour": summary.trials_per_hour,
-            },
-        )
+        fields: dict[str, Any] = {
+            "summary": dataclasses.asdict(summary),
+            "improvement": summary.improvement,
+            "trials_per_hour": summary.trials_per_hour,
+        }
+        if stats is not None:
+            fields["statistics"] = stats.to_dict()
+        self.recorder.upsert_study(self.study_name, fields)
+        return summary

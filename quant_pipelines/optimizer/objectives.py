@@ -1,12 +1,20 @@
-"""Objectives: a strategy's parameters scored in sample by the backtester, with walk-forward steps.
+"""Objectives: a strategy's parameters scored in sample, on validation paths and on the holdout.
 
-The bars of each symbol are split in time: the first ``1 - oos_fraction`` is in sample (IS), the
-rest out of sample (OOS). Targets are computed once on the whole history (strategies are
-causal, so the IS targets equal those computed on IS bars alone). Step ``k`` of an evaluation
-backtests the anchored window ``[0, end_k)`` of the IS bars, where ``end_k`` is the end of the
-k-th test window of :func:`~quant_pipelines.backtest.make_folds`; the last step is the whole IS
-period, so the final intermediate value equals the objective. These steps are what a pruner
-sees. With several symbols, metrics are averaged over symbols (trades are summed), and the
+The bars of each symbol are split in time: the first ``1 - oos_fraction`` is in sample (IS),
+the rest is the **holdout**. Targets are computed once on the whole history (strategies are
+causal, so the IS targets equal those computed on IS bars alone). An evaluation backtests the
+IS bars once and scores three things:
+
+* ``in_sample``: the objective over the whole IS period;
+* ``validation``: the objective on each test path of the :class:`Validation` scheme (the
+  walk-forward test folds or the CPCV paths, all inside the IS period), averaged over paths.
+  This is the value the sampler maximises and the leaderboard ranks by; the running mean after
+  each path is what a pruner sees. With no validation (``method="none"``) it is the
+  in-sample value;
+* ``holdout``: the objective on the holdout bars, backtested from flat. It is recorded, never
+  optimised.
+
+With several symbols, metrics are averaged over symbols (trades are summed), and the
 regime-robust objective takes the worst symbol.
 """
 
@@ -23,13 +31,14 @@ import pandas as pd
 from quant_pipelines.backtest import (
     Costs,
     Strategy,
-    make_folds,
     metrics_by_regime,
     resolve_periods_per_year,
     run_backtest,
 )
 from quant_pipelines.backtest.engine import DEFAULT_COSTS
 from quant_pipelines.backtest.strategies import IndicatorCache
+from quant_pipelines.optimizer._paths import path_metrics, sharpe_moments
+from quant_pipelines.optimizer.validation import Path, Validation, validation_paths
 from quant_pipelines.signals import regimes
 
 #: Objective name -> the metric (or metrics) maximised. All are maximised: ``max_drawdown``
@@ -54,12 +63,12 @@ class Pruned(Exception):  # noqa: N818  (a signal, raised by a reporter)
 
 @dataclass(frozen=True)
 class SymbolData:
-    """One symbol's bars, IS/OOS split and regime labels."""
+    """One symbol's bars, IS/holdout split, validation paths and regime labels."""
 
     symbol: str
     bars: pd.DataFrame
     split: int
-    step_ends: tuple[int, ...]
+    paths: tuple[Path, ...]
     labels: pd.Series | None
     periods_per_year: float
 
@@ -70,17 +79,36 @@ class Evaluation:
 
     Attributes:
         params: The resolved parameters (defaults filled in).
-        values: Objective value(s), finite.
+        values: What the sampler maximises: the validation value(s), or the in-sample ones
+            without validation paths. Finite.
         is_metrics: IS metrics, averaged over symbols, plus ``worst_regime_sharpe``,
             ``skew``, ``kurtosis`` (non-excess), ``n_obs`` and ``periods_per_year`` of the IS
             returns (for the deflated Sharpe ratio).
-        oos_metrics: OOS metrics averaged over symbols (empty without an OOS period).
+        oos_metrics: Holdout metrics averaged over symbols (empty without a holdout).
+        in_sample: The objective(s) over the whole IS period.
+        validation: The objective(s) averaged over the validation paths (None without paths).
+        path_values: The first objective on each validation path.
+        holdout: The objective(s) on the holdout (None without a holdout).
     """
 
     params: dict[str, Any]
     values: tuple[float, ...]
     is_metrics: dict[str, float]
     oos_metrics: dict[str, float]
+    in_sample: tuple[float, ...] = ()
+    validation: tuple[float, ...] | None = None
+    path_values: tuple[float, ...] = ()
+    holdout: tuple[float, ...] | None = None
+
+    def scores(self) -> dict[str, Any]:
+        """The ``scores`` of a trial record: in-sample, validation and holdout value lists,
+        and the first objective on each validation path."""
+        return {
+            "in_sample": list(self.in_sample),
+            "validation": None if self.validation is None else list(self.validation),
+            "holdout": None if self.holdout is None else list(self.holdout),
+            "paths": list(self.path_values),
+        }
 
 
 def finite(x: float) -> float:
@@ -130,8 +158,13 @@ class Evaluator:
 
     @property
     def n_steps(self) -> int:
-        """Walk-forward steps per evaluation."""
-        return len(self.data[0].step_ends)
+        """Validation paths per evaluation (pruning steps); 0 without validation."""
+        return len(self.data[0].paths)
+
+    def targets(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Target exposures per symbol over the whole history."""
+        p = self.strategy.resolve_params(params)
+        return {d.symbol: self.strategy.targets(self._caches[d.symbol], **p) for d in self.data}
 
     def _run(self, d: SymbolData, targets: np.ndarray, lo: int, hi: int) -> Any:
         return run_backtest(
@@ -141,60 +174,117 @@ class Evaluator:
             periods_per_year=d.periods_per_year,
         )
 
-    def _worst_regime(self, d: SymbolData, result: Any, hi: int) -> float:
+    def _worst_regime(self, d: SymbolData, result: Any) -> float:
         if d.labels is None:
             return float("nan")
-        table = metrics_by_regime(result, d.labels.iloc[:hi])
+        table = metrics_by_regime(result, d.labels.iloc[: len(result.returns)])
         table = table[table["n_bars"] >= MIN_REGIME_BARS]
         return float(table["sharpe"].min()) if len(table) else float(result.metrics["sharpe"])
 
-    def _step(self, targets: dict[str, np.ndarray], k: int) -> tuple[dict[str, float], list]:
-        rows, results = [], []
-        worst = []
-        for d in self.data:
-            hi = d.step_ends[k]
-            res = self._run(d, targets[d.symbol], 0, hi)
-            results.append(res)
-            rows.append(dict(res.metrics))
-            if self.objective == "regime_robust":
-                worst.append(self._worst_regime(d, res, hi))
-        metrics = _average(rows)
-        if worst:
-            metrics["worst_regime_sharpe"] = float(min(worst))
-        return metrics, results
+    def _path(self, d: SymbolData, returns: np.ndarray, path: Path) -> dict[str, float]:
+        labels = None if d.labels is None else d.labels.to_numpy()
+        return path_metrics(
+            returns, path, d.periods_per_year, labels=labels, min_regime_bars=MIN_REGIME_BARS
+        )
+
+    def in_sample_returns(self, params: Mapping[str, Any]) -> np.ndarray:
+        """The IS bar returns of ``params`` (bar 0 left out), averaged over symbols on the
+        union of their sessions (a symbol without a bar that day counts 0)."""
+        targets = self.targets(params)
+        series = [self._run(d, targets[d.symbol], 0, d.split).returns.iloc[1:] for d in self.data]
+        if len(series) == 1:
+            return series[0].to_numpy()
+        return pd.concat(series, axis=1).fillna(0.0).mean(axis=1).to_numpy()
 
     def evaluate(
         self,
         params: Mapping[str, Any],
         *,
         report: Callable[[float, int], None] | None = None,
+        partial: Callable[[dict[str, float]], None] | None = None,
     ) -> Evaluation:
-        """Backtests ``params`` step by step in sample, then out of sample.
+        """Backtests ``params`` in sample, scores the validation paths, then the holdout.
 
         Args:
             params: Parameter overrides of the strategy's defaults.
-            report: Called with (first objective value, step) after each step but the last;
-                it may raise :class:`Pruned` (or Optuna's ``TrialPruned``) to stop.
+            report: Called with (running mean of the first objective over the paths so far,
+                step) after each validation path but the last; it may raise :class:`Pruned`
+                (or Optuna's ``TrialPruned``) to stop.
+            partial: Called before each ``report`` with the per-period-free statistics of
+                the validation bars seen so far (``sharpe`` annualised, ``n_obs``, ``skew``,
+                ``kurtosis``, ``periods_per_year``, ``step``), so that a pruned trial still
+                counts in the deflated Sharpe ratio with its own number of observations.
 
         Returns:
             The :class:`Evaluation`.
         """
         p = self.strategy.resolve_params(params)
-        targets = {d.symbol: self.strategy.targets(self._caches[d.symbol], **p) for d in self.data}
-        metrics: dict[str, float] = {}
-        results: list = []
+        targets = self.targets(p)
+        is_results = [self._run(d, targets[d.symbol], 0, d.split) for d in self.data]
+        is_returns = [r.returns.to_numpy() for r in is_results]
+        first = self.metrics[0]
+        per_path: list[dict[str, float]] = []
         for k in range(self.n_steps):
-            metrics, results = self._step(targets, k)
-            if report is not None and k < self.n_steps - 1:
-                report(finite(metrics[self.metrics[0]]), k)
-        values = tuple(finite(metrics[m]) for m in self.metrics)
-        metrics.update(_return_moments(results, self.data))
-        oos = [
-            dict(self._run(d, targets[d.symbol], d.split, len(d.bars)).metrics)
-            for d in self.data
-            if len(d.bars) - d.split >= 2
-        ]
-        return Evaluation(p, values, metrics, _average(oos))
+            rows = [
+                self._path(d, r, d.paths[k]) for d, r in zip(self.data, is_returns, strict=True)
+            ]
+            per_path.append(_average(rows))
+            if k < self.n_steps - 1 and (report is not None or partial is not None):
+                if partial is not None:
+                    partial(self._seen(is_returns, k))
+                if report is not None:
+                    running = float(np.mean([finite(m[first]) for m in per_path]))
+                    report(running, k)
+        is_metrics = _average([dict(r.metrics) for r in is_results])
+        if self.objective == "regime_robust":
+            worst = [self._worst_regime(d, r) for d, r in zip(self.data, is_results, strict=True)]
+            is_metrics["worst_regime_sharpe"] = float(min(worst))
+        in_sample = tuple(finite(is_metrics[m]) for m in self.metrics)
+        validation = None
+        if per_path:
+            validation = tuple(
+                float(np.mean([finite(pm[m]) for pm in per_path])) for m in self.metrics
+            )
+        is_metrics.update(_return_moments(is_results, self.data))
+        holdout_rows = []
+        for d in self.data:
+            if len(d.bars) - d.split >= 2:
+                res = self._run(d, targets[d.symbol], d.split, len(d.bars))
+                row = dict(res.metrics)
+                if self.objective == "regime_robust":
+                    row["worst_regime_sharpe"] = self._holdout_worst(d, res)
+                holdout_rows.append(row)
+        oos = _average(holdout_rows)
+        holdout = tuple(finite(oos[m]) for m in self.metrics) if oos else None
+        return Evaluation(
+            params=p,
+            values=validation if validation is not None else in_sample,
+            is_metrics=is_metrics,
+            oos_metrics=oos,
+            in_sample=in_sample,
+            validation=validation,
+            path_values=tuple(finite(pm[first]) for pm in per_path),
+            holdout=holdout,
+        )
+
+    def _holdout_worst(self, d: SymbolData, result: Any) -> float:
+        if d.labels is None:
+            return float(result.metrics["sharpe"])
+        labels = d.labels.iloc[d.split :]
+        table = metrics_by_regime(result, labels)
+        table = table[table["n_bars"] >= MIN_REGIME_BARS]
+        return float(table["sharpe"].min()) if len(table) else float(result.metrics["sharpe"])
+
+    def _seen(self, is_returns: list[np.ndarray], k: int) -> dict[str, float]:
+        """Sharpe statistics of the validation bars of paths 0..k, averaged over symbols."""
+        rows = []
+        for d, r in zip(self.data, is_returns, strict=True):
+            bars = [rng for path in d.paths[: k + 1] for rng in path]
+            rows.append(sharpe_moments(r, tuple(bars), d.periods_per_year))
+        out = _average(rows)
+        out["n_obs"] = float(min(row["n_obs"] for row in rows))
+        out["step"] = float(k)
+        return out
 
 
 def _return_moments(results: list, data: list[SymbolData]) -> dict[str, float]:
@@ -218,17 +308,19 @@ def prepare(
     oos_fraction: float = 0.3,
     n_folds: int = 3,
     train_frac: float = 0.5,
+    validation: Validation | None = None,
     asset_class: str | None = None,
     periods_per_year: float | None = None,
     with_regimes: bool = False,
 ) -> list[SymbolData]:
-    """Splits each symbol's bars into IS and OOS and computes the walk-forward step ends.
+    """Splits each symbol's bars into IS and holdout and computes the validation paths.
 
     Args:
         bars: One bar frame, or a mapping of symbol to bar frame.
         oos_fraction: Share of each symbol's bars held out at the end (0 for none).
-        n_folds: Walk-forward steps (pruning checkpoints) in the IS period.
-        train_frac: Share of the IS bars in the first step's warm-up window.
+        n_folds: Walk-forward test folds when ``validation`` is None (0 for none).
+        train_frac: Share of the IS bars before the first fold when ``validation`` is None.
+        validation: The validation scheme (overrides ``n_folds`` and ``train_frac``).
         asset_class: Sets the annualisation ("equity", "crypto", "fx" ...).
         periods_per_year: Explicit annualisation; overrides ``asset_class``.
         with_regimes: Also label regimes (for the regime-robust objective).
@@ -244,20 +336,23 @@ def prepare(
         raise ValueError("no bars given")
     if not 0.0 <= oos_fraction < 1.0:
         raise ValueError(f"oos_fraction must be in [0, 1), got {oos_fraction!r}")
+    if validation is None:
+        validation = (
+            Validation(method="walk_forward", n_folds=n_folds, train_frac=train_frac)
+            if n_folds > 0
+            else Validation(method="none")
+        )
     ppy = resolve_periods_per_year(periods_per_year, asset_class)
     out = []
     for symbol, frame in frames.items():
         n = len(frame)
         split = n - round(n * oos_fraction)
-        if n_folds == 1:
-            ends: tuple[int, ...] = (split,)
-        else:
-            folds = make_folds(
-                split, n_folds=n_folds, scheme="anchored", train_frac=train_frac, purge=0
-            )
-            ends = tuple(f.test_end for f in folds)
         if split < 10:
             raise ValueError(f"{symbol}: {split} in-sample bars are too few")
+        try:
+            paths = validation_paths(validation, split)
+        except ValueError as exc:
+            raise ValueError(f"{symbol}: {split} in-sample bars: {exc}") from None
         labels = regimes(frame)["label"] if with_regimes else None
-        out.append(SymbolData(str(symbol), frame, split, ends, labels, ppy))
+        out.append(SymbolData(str(symbol), frame, split, paths, labels, ppy))
     return out

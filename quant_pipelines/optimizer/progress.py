@@ -7,15 +7,17 @@ it. A trial record (:class:`TrialRecord`) is the engine-neutral view of one tria
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import numpy as np
-
-from quant_pipelines.backtest import deflated_sharpe_ratio
+from quant_pipelines.optimizer.dsr import (
+    configurations_tried,
+    dsr_of,
+    sharpe_variance_of,
+    trial_sharpe,
+)
 
 DONE_STATES = frozenset({"COMPLETE", "PRUNED"})
 
@@ -58,6 +60,11 @@ class TrialRecord:
         start: When it started (UTC), if known.
         complete: When it finished (UTC), if known.
         retry_of: The number of the trial it re-runs after its worker died, if any.
+        scores: The objective's ``in_sample``, ``validation`` and ``holdout`` values (lists,
+            or None) and the first objective on each validation path (``paths``).
+        partial: For a pruned trial, the Sharpe statistics of the validation bars it was
+            scored on before it was stopped (``sharpe``, ``n_obs``, ``skew``, ``kurtosis``,
+            ``periods_per_year``, ``step``).
     """
 
     number: int
@@ -70,6 +77,8 @@ class TrialRecord:
     start: dt.datetime | None = None
     complete: dt.datetime | None = None
     retry_of: int | None = None
+    scores: dict[str, Any] = field(default_factory=dict)
+    partial: dict[str, float] = field(default_factory=dict)
 
     @property
     def feasible(self) -> bool:
@@ -82,37 +91,38 @@ class TrialRecord:
         return None if not self.values else float(self.values[0])
 
 
-def _per_period_sharpe(r: TrialRecord) -> float | None:
-    m = r.is_metrics
-    if "sharpe" not in m or not math.isfinite(m["sharpe"]):
-        return None
-    return float(m["sharpe"]) / math.sqrt(float(m.get("periods_per_year", 252.0)))
+def deflated_sharpe(
+    record: TrialRecord,
+    population: Sequence[TrialRecord],
+    *,
+    n_trials: int | None = None,
+    sharpe_variance: float | None = None,
+) -> float | None:
+    """Deflated Sharpe ratio of a trial selected among every configuration of ``population``.
 
-
-def deflated_sharpe(record: TrialRecord, population: Sequence[TrialRecord]) -> float | None:
-    """Deflated Sharpe ratio of a trial selected among the complete trials of ``population``.
+    ``N`` is :func:`~quant_pipelines.optimizer.dsr.configurations_tried` (complete, pruned and
+    failed-by-evaluation configurations) and the variance is taken over every trial with a
+    Sharpe ratio (see :mod:`quant_pipelines.optimizer.dsr`), unless given.
 
     Returns:
         The DSR in [0, 1], or None without the needed in-sample statistics.
     """
-    sr = _per_period_sharpe(record)
-    srs = [_per_period_sharpe(t) for t in population if t.state == "COMPLETE"]
-    srs = [s for s in srs if s is not None]
-    m = record.is_metrics
-    if sr is None or m.get("n_obs", 0) < 2:
+    stats = trial_sharpe(record)
+    if stats is None or record.state != "COMPLETE":
         return None
-    n = max(len(srs), 1)
-    var = float(np.var(srs, ddof=1)) if len(srs) > 1 else 0.0
-    try:
-        return deflated_sharpe_ratio(
-            sr, n, int(m["n_obs"]), float(m.get("skew", 0.0)), float(m.get("kurtosis", 3.0)), var
-        )
-    except ValueError:
-        return None
+    n = configurations_tried(population) if n_trials is None else n_trials
+    var = sharpe_variance
+    if var is None:
+        var, _ = sharpe_variance_of(population)
+    return dsr_of(stats, n, var)
 
 
 def trial_document(
-    record: TrialRecord, population: Sequence[TrialRecord], context: Mapping[str, Any]
+    record: TrialRecord,
+    population: Sequence[TrialRecord],
+    context: Mapping[str, Any],
+    *,
+    dsr: Mapping[int, float | None] | None = None,
 ) -> dict[str, Any]:
     """The ``trials`` document of one trial.
 
@@ -120,6 +130,8 @@ def trial_document(
         record: The trial.
         population: The study's trials (for the deflated Sharpe ratio).
         context: Study-level fields copied on every trial (strategy, asset_class, objective ...).
+        dsr: Final deflated Sharpe ratios by trial number (from the study's statistics); the
+            running estimate over ``population`` when None.
     """
     duration = None
     if record.start and record.complete:
@@ -135,10 +147,19 @@ def trial_document(
         "oos_metrics": record.oos_metrics,
         "constraints": record.constraints,
         "feasible": record.feasible,
-        "deflated_sharpe": deflated_sharpe(record, population)
-        if record.state == "COMPLETE"
-        else None,
+        "deflated_sharpe": (
+            dsr.get(record.number)
+            if dsr is not None
+            else deflated_sharpe(record, population)
+            if record.state == "COMPLETE"
+            else None
+        ),
         "retry_of": record.retry_of,
+        "in_sample": (record.scores.get("in_sample") or [None])[0],
+        "validation": (record.scores.get("validation") or [None])[0],
+        "holdout": (record.scores.get("holdout") or [None])[0],
+        "scores": record.scores,
+        "partial": record.partial or None,
         "datetime_start": record.start,
         "datetime_complete": record.complete,
         "duration_s": duration,
@@ -218,7 +239,9 @@ class StudySummary:
         engine: "optuna" or "hyperopt".
         objective: Objective name.
         sampler: Sampler (or Hyperopt algorithm) name.
-        status: "completed" (budget reached), "incomplete" (timeout, failures) or "failed".
+        status: "completed" (budget reached, no trial running), "running" (budget reached
+            while another worker's trial still runs), "incomplete" (timeout, failures) or
+            "failed".
         best_params: Parameters of the best feasible trial (None if there is none).
         best_value: Its first objective value.
         best_values: All its objective values.
@@ -234,7 +257,8 @@ class StudySummary:
         baseline_value: Their first objective value.
         improvement: ``best_value - baseline_value`` (None without a best trial).
         best_oos_sharpe: The best trial's out-of-sample Sharpe ratio.
-        best_deflated_sharpe: Its deflated Sharpe ratio among the study's trials.
+        best_deflated_sharpe: Its deflated Sharpe ratio over every configuration tried.
+        statistics: The study's overfitting statistics (``StudyStatistics.to_dict()``).
     """
 
     study_name: str
@@ -258,6 +282,7 @@ class StudySummary:
     improvement: float | None
     best_oos_sharpe: float | None = None
     best_deflated_sharpe: float | None = None
+    statistics: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""

@@ -9,7 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 import optuna
@@ -25,6 +26,7 @@ from quant_pipelines.optimizer.progress import (
     ProgressClock,
     StudyRecorder,
     StudySummary,
+    TrialRecord,
     summarize,
 )
 from quant_pipelines.optimizer.samplers import (
@@ -35,6 +37,13 @@ from quant_pipelines.optimizer.samplers import (
     make_sampler,
     suggest,
 )
+from quant_pipelines.optimizer.statistics import (
+    N_BLOCKS,
+    SPA_REPS,
+    StudyStatistics,
+    study_statistics,
+)
+from quant_pipelines.optimizer.validation import Validation
 
 _log = logging.getLogger(__name__)
 ENGINES: tuple[str, ...] = ("optuna", "hyperopt")
@@ -69,6 +78,7 @@ def run_study(
     storage: optuna.storages.BaseStorage | None = None,
     recorder: StudyRecorder | None = None,
     pruner: str = "median",
+    validation: str | Validation = "walk_forward",
     n_folds: int = 3,
     oos_fraction: float = 0.3,
     min_trades: int = 1,
@@ -77,6 +87,8 @@ def run_study(
     periods_per_year: float | None = None,
     metadata: Mapping[str, Any] | None = None,
     on_progress: Callable[[dict[str, Any]], None] | None = None,
+    n_blocks: int = N_BLOCKS,
+    spa_reps: int = SPA_REPS,
 ) -> StudySummary:
     """Optimises a strategy's parameters on in-sample bars; creates or resumes the study.
 
@@ -96,8 +108,11 @@ def run_study(
         engine: "optuna" or "hyperopt" (Hyperopt neither resumes nor shares a study).
         storage: Optuna storage; None for an in-memory study.
         recorder: Where study and trial documents are mirrored (None = nowhere).
-        pruner: One of ``PRUNERS``; walk-forward steps are its checkpoints.
-        n_folds: Walk-forward steps in the in-sample period.
+        pruner: One of ``PRUNERS``; validation paths are its checkpoints.
+        validation: "walk_forward", "cpcv" or "none" (the objective is then the in-sample
+            value), or a :class:`Validation` with every option (folds, scheme, train_frac,
+            purge, embargo, CPCV groups).
+        n_folds: Walk-forward test folds when ``validation`` is a name.
         oos_fraction: Share of the bars held out of sample.
         min_trades: Trials with fewer in-sample trades are infeasible (0 disables).
         costs: Commission and slippage.
@@ -105,6 +120,8 @@ def run_study(
         periods_per_year: Explicit annualisation.
         metadata: Extra study-document fields (partition, run id, symbols ...).
         on_progress: Called with the progress dict after every trial.
+        n_blocks: CSCV blocks of the study's PBO.
+        spa_reps: Bootstrap draws of the study's SPA test (seeded with ``seed``).
 
     Returns:
         The :class:`StudySummary`.
@@ -126,10 +143,12 @@ def run_study(
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
     strat = get_strategy(strategy)
     space = strat.search_space()
+    if isinstance(validation, str):
+        validation = Validation(method=validation, n_folds=n_folds)
     data = prepare(
         bars,
         oos_fraction=oos_fraction,
-        n_folds=n_folds,
+        validation=validation,
         asset_class=asset_class,
         periods_per_year=periods_per_year,
         with_regimes=objective == "regime_robust",
@@ -141,6 +160,7 @@ def run_study(
         "values": list(base.values),
         "is_metrics": base.is_metrics,
         "oos_metrics": base.oos_metrics,
+        "scores": base.scores(),
     }
     context = {
         "strategy": strat.name,
@@ -158,6 +178,8 @@ def run_study(
         "pruner": pruner,
         "n_trials": n_trials,
         "directions": ["maximize"] * len(evaluator.metrics),
+        "validation": validation.to_dict(),
+        "oos_fraction": oos_fraction,
         "metrics": list(evaluator.metrics),
         "baseline": baseline,
         "status": "running",
@@ -167,7 +189,11 @@ def run_study(
             _period(d.bars.index[d.split], d.bars.index[-1]) for d in data if d.split < len(d.bars)
         ],
     }
-    mirror = Mirror(study_name, recorder, context, on_progress)
+
+    def statistics(records: Sequence[TrialRecord]) -> StudyStatistics:
+        return study_statistics(evaluator, records, n_blocks=n_blocks, spa_reps=spa_reps, seed=seed)
+
+    mirror = Mirror(study_name, recorder, context, on_progress, statistics)
     mirror.upsert_study(study_doc)
     try:
         if engine == "hyperopt":
@@ -247,20 +273,36 @@ def _run_optuna(
     clock = ProgressClock(n_trials, mirror.done(records))
     mirror.clock = clock
     prunable = pruner != "none" and not multi
+    # The MongoDB journal defers a running trial's params (``defer_trial_logs``): write them
+    # as soon as they are sampled, so that a trial whose worker dies mid-evaluation is
+    # re-queued with its own params (one journal write per trial). Duck-typed: the runner
+    # does not know the storage; a no-op for the others.
+    flush_params = getattr(storage, "flush", None) or (lambda: None)
 
     def fn(trial: optuna.Trial) -> float | list[float]:
         params = suggest(trial, space)
+        flush_params()  # before the evaluation: see flush_params above
 
         def report(value: float, step: int) -> None:
             trial.report(value, step)
             if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at walk-forward step {step}")
+                raise optuna.TrialPruned(f"pruned at validation step {step}")
 
-        ev = evaluator.evaluate(params, report=report if prunable else None)
+        def partial(stats: dict[str, float]) -> None:
+            # A pruned trial still counts in the DSR with the bars it was scored on; the log
+            # is deferred and written with the trial's state change (no extra write).
+            trial.set_user_attr("partial", stats)
+
+        ev = evaluator.evaluate(
+            params,
+            report=report if prunable else None,
+            partial=partial if prunable else None,
+        )
         for key, value in constraint_values(space, ev, min_trades=min_trades).items():
             trial.set_constraint(key, value)
         trial.set_user_attr("is", ev.is_metrics)
         trial.set_user_attr("oos", ev.oos_metrics)
+        trial.set_user_attr("scores", ev.scores())
         return list(ev.values) if multi else ev.values[0]
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -268,28 +310,60 @@ def _run_optuna(
         if prog["trials_done"] >= n_trials:
             study.stop()
 
-    ran_before = mirror.trials_run
-    for attempt in range(4):
-        left = n_trials - mirror.done(mirror.records(study))
-        t_left = None if timeout is None else timeout - clock.elapsed()
-        if left <= 0 or (t_left is not None and t_left <= 0):
-            break
+    def settle_orphans() -> set[int]:
+        """Fails the study's orphaned RUNNING trials (of dead workers) when this run stops,
+        waiting a while for other live workers' trials; best effort. Duck-typed: the MongoDB
+        journal's ``settle`` (leases); nothing for other storages.
+
+        Returns:
+            The numbers of the trials it failed.
+        """
+        settle = getattr(storage, "settle", None)
+        if storage is None or settle is None:
+            return set()
         try:
-            with warnings.catch_warnings():  # CmaEsSampler warns on every constrained trial
-                warnings.filterwarnings("ignore", message="Constraints have been set")
-                study.optimize(
-                    fn,
-                    n_trials=left,
-                    timeout=t_left,
-                    callbacks=[after_trial],
-                    catch=CATCH,
-                    gc_after_trial=False,
-                )
-            break
-        except optuna.exceptions.UpdateFinishedTrialError as exc:  # our trial was reaped
-            if attempt == 3:
-                raise
-            _log.warning("study %s: %s; continuing", study_name, exc)
+            failed = settle(storage.get_study_id_from_name(study_name))
+            return {storage.get_trial_number_from_id(i) for i in failed}
+        except Exception as exc:
+            _log.warning("study %s: orphaned trials not settled: %s", study_name, exc)
+            return set()
+
+    ran_before = mirror.trials_run
+    try:
+        for attempt in range(4):
+            left = n_trials - mirror.done(mirror.records(study))
+            t_left = None if timeout is None else timeout - clock.elapsed()
+            if left <= 0 or (t_left is not None and t_left <= 0):
+                break
+            try:
+                with warnings.catch_warnings():  # CmaEsSampler warns on every constrained trial
+                    warnings.filterwarnings("ignore", message="Constraints have been set")
+                    study.optimize(
+                        fn,
+                        n_trials=left,
+                        timeout=t_left,
+                        callbacks=[after_trial],
+                        catch=CATCH,
+                        gc_after_trial=False,
+                    )
+                break
+            except optuna.exceptions.UpdateFinishedTrialError as exc:  # our trial was reaped
+                if attempt == 3:
+                    raise
+                _log.warning("study %s: %s; continuing", study_name, exc)
+    except Exception:
+        # A failed run still fails the orphaned trials and mirrors their FAIL state (best
+        # effort); the exception propagates and run_study marks the study failed.
+        # (Not on KeyboardInterrupt: settling may wait a lease period.)
+        reaped = settle_orphans()
+        if reaped:
+            try:
+                mirror.sync([r for r in mirror.records(study) if r.number in reaped])
+            except Exception as exc:
+                _log.warning("study %s: reaped trials not mirrored: %s", study_name, exc)
+        raise
+    # Mirror.finish below rewrites every trial whose mirrored state differs: the reaped ones.
+    settle_orphans()
     records = mirror.records(study)
     summary = summarize(
         records,
@@ -302,5 +376,8 @@ def _run_optuna(
         clock=clock,
         baseline=baseline,
     )
-    mirror.finish(records, summary)
-    return summary
+    if summary.status == "completed" and any(r.state == "RUNNING" for r in records):
+        # A live worker's trial still runs (settle waited for it in vain): not completed
+        # while a trial runs; that worker's own end of run sets the final status.
+        summary = replace(summary, status="running")
+    return mirror.finish(records, summary)

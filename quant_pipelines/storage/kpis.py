@@ -68,8 +68,12 @@ def section7_metrics(db: Database) -> dict[str, float | None]:
     """The plan's section-7 metrics, computed from what the pipelines stored.
 
     Returns:
-        ``trials_per_hour`` (median over studies), ``best_sharpe_improvement`` (best minus
-        baseline objective, best study), ``policy_sharpe`` and ``drawdown_compliance`` (latest
+        ``trials_per_hour`` (median over studies), ``best_sharpe_improvement`` (on the
+        holdout: the best promoted trial's holdout Sharpe minus its study's baseline
+        parameters' holdout Sharpe; None when no trial is promoted),
+        ``best_sharpe_improvement_in_sample`` (labelled in sample: best minus baseline
+        objective, best study; the number overfitting inflates most), ``promoted_strategies``,
+        ``policy_sharpe`` and ``drawdown_compliance`` (latest
         replay per symbol: mean Sharpe, share compliant), ``episode_length_mean`` and
         ``episode_length_cv`` (std / mean), ``anomalies_per_batch``,
         ``time_to_resolution_s`` (mean) and ``false_positive_rate``. None where no data exists.
@@ -77,6 +81,7 @@ def section7_metrics(db: Database) -> dict[str, float | None]:
     from statistics import median
 
     from quant_pipelines.storage.anomaly_workflow import false_positive_rate, time_to_resolution
+    from quant_pipelines.storage.studies import promoted_trials
 
     studies = list(db["studies"].find({}, {"progress": 1, "best": 1, "baseline": 1}))
     rates = [
@@ -89,6 +94,11 @@ def section7_metrics(db: Database) -> dict[str, float | None]:
         for s in studies
         if (s.get("best") or {}).get("value") is not None
         and (s.get("baseline") or {}).get("values")
+    ]
+    holdout_gains = [
+        p["holdout_sharpe"] - p["baseline_holdout_sharpe"]
+        for p in promoted_trials(db)
+        if p["holdout_sharpe"] is not None and p["baseline_holdout_sharpe"] is not None
     ]
     latest: dict[str, dict] = {}
     for doc in db["rl_policies"].find({"replay": {"$exists": True}}).sort("created_at", DESCENDING):
@@ -105,7 +115,9 @@ def section7_metrics(db: Database) -> dict[str, float | None]:
     mean_len = sum(ep_mean) / len(ep_mean) if ep_mean else None
     return {
         "trials_per_hour": median(rates) if rates else None,
-        "best_sharpe_improvement": max(gains) if gains else None,
+        "best_sharpe_improvement": max(holdout_gains) if holdout_gains else None,
+        "best_sharpe_improvement_in_sample": max(gains) if gains else None,
+        "promoted_strategies": float(len(holdout_gains)),
         "policy_sharpe": sum(r["sharpe"] for r in replays) / len(replays) if replays else None,
         "drawdown_compliance": (
             sum(bool(r.get("drawdown_compliant")) for r in replays) / len(replays)

@@ -26,7 +26,10 @@ trials: each worker stamps ``<collection>_leases`` (one document per running tri
 against the server's clock (``hello.localTime``), so worker clocks do not matter once a trial
 has its first stamp. Before a new trial is created in a study, RUNNING trials whose lease is
 older than ``grace_period`` are failed and handed to ``RetryHeartbeatStaleTrialCallback``,
-which re-queues them with the same parameters.
+which re-queues them with the same parameters. A lease also names its holder's machine and
+process, so a trial whose holder was a process of this machine that no longer runs is stale at
+once. When a run ends, :meth:`MongoJournalStorage.settle` fails the study's orphaned trials
+(those of workers that died) instead of leaving them RUNNING until a later run.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import optuna
+import psutil
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
@@ -246,14 +250,24 @@ class MongoJournalBackend(BaseJournalBackend):
 
     # Leases ------------------------------------------------------------------------------
 
-    def stamp_leases(self, trials: dict[int, int], worker: str) -> None:
-        """Sets the leases of running trials (trial id -> study id) to the server's time."""
+    def stamp_leases(self, trials: dict[int, int], worker: str, *, node: str | None = None) -> None:
+        """Sets the leases of running trials (trial id -> study id) to the server's time.
+
+        Args:
+            trials: Trial id -> study id.
+            worker: The holder ("host:pid:id").
+            node: The holder's machine and PID namespace (see :func:`_node`); with it, the
+                lease also stores this process's ``pid``.
+        """
+        holder: dict[str, Any] = {"worker": worker}
+        if node is not None:
+            holder.update(node=node, pid=os.getpid())
         if trials:
             self.leases.bulk_write(
                 [
                     UpdateOne(
                         {"_id": tid},
-                        {"$currentDate": {"beat": True}, "$set": {"study": sid, "worker": worker}},
+                        {"$currentDate": {"beat": True}, "$set": {"study": sid, **holder}},
                         upsert=True,
                     )
                     for tid, sid in trials.items()
@@ -262,10 +276,15 @@ class MongoJournalBackend(BaseJournalBackend):
             )
 
     def expired_leases(
-        self, trial_ids: list[int], grace_period: float
+        self,
+        trial_ids: list[int],
+        grace_period: float,
+        *,
+        dead: Callable[[dict[str, Any]], bool] | None = None,
     ) -> tuple[set[int], set[int]]:
         """Of ``trial_ids``, those whose lease is older than ``grace_period`` by the server's
-        clock, and those with no lease at all."""
+        clock (or whose lease document ``dead`` says is held by a dead process), and those
+        with no lease at all."""
 
         def query() -> tuple[set[int], set[int]]:
             now = _utc(self._coll.database.command("hello")["localTime"])
@@ -274,7 +293,7 @@ class MongoJournalBackend(BaseJournalBackend):
             old: set[int] = set()
             for doc in self.leases.find({"_id": {"$in": trial_ids}}):
                 seen.add(doc["_id"])
-                if _utc(doc["beat"]) < cutoff:
+                if _utc(doc["beat"]) < cutoff or (dead is not None and dead(doc)):
                     old.add(doc["_id"])
             return old, set(trial_ids) - seen
 
@@ -289,6 +308,31 @@ def _utc(t: dt.datetime) -> dt.datetime:
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
 
 
+def _node() -> str | None:
+    """This machine and PID namespace: hostname, boot id and PID-namespace inode (Linux).
+
+    Two processes with the same node see the same PIDs, so one can tell whether the other
+    still runs. None where the boot id or namespace cannot be read: no such shortcut then.
+    """
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            boot = f.read().strip()
+        pid_ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return None
+    return f"{socket.gethostname()}/{boot}/{pid_ns}"
+
+
+def _process_gone(pid: int) -> bool:
+    """Whether no process ``pid`` runs (a zombie does not run)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # it exists, but is not ours to inspect
+        return False
+
+
 class MongoJournalStorage(JournalStorage):
     """``JournalStorage`` over :class:`MongoJournalBackend` with leases on running trials.
 
@@ -297,9 +341,11 @@ class MongoJournalStorage(JournalStorage):
     writes deferred logs). Whenever a new trial is created in a study (at most once per
     interval), RUNNING trials whose lease is older than ``grace_period`` are failed and handed
     to ``stale_trial_callback``, which re-queues them. A trial not stamped yet is judged by its
-    start time instead. So a dead worker's trial ends FAIL and is re-queued at most
-    ``grace_period + heartbeat_interval`` seconds after its last stamp, as soon as any worker asks
-    the study for a trial (a resumed run does so at once).
+    start time instead; a trial whose lease holder was a process of this machine (same boot,
+    same PID namespace) that no longer runs is stale at once. So a dead worker's trial ends
+    FAIL and is re-queued at most ``grace_period + heartbeat_interval`` seconds after its last
+    stamp, as soon as any worker asks the study for a trial (a resumed run does so at once),
+    or when a run on the study ends (:meth:`settle`).
 
     Optuna's own heartbeat (``BaseHeartbeat``) is not used: it starts and joins a thread per
     trial, which costs more than a short backtest trial on a loaded machine.
@@ -312,7 +358,9 @@ class MongoJournalStorage(JournalStorage):
         defer_trial_logs: Write the params, intermediate values and attributes of a trial this
             process runs in one document with the trial's state change (or at the next lease
             tick), instead of one write each. Other processes see them up to one interval
-            later; a worker that dies loses only the logs of its unfinished trial.
+            later; a worker that dies loses only the logs of its unfinished trial (and keeps
+            its params if they were written with :meth:`flush` once sampled, as
+            ``run_study`` does, so the re-queued copy runs the same params).
     """
 
     def __init__(
@@ -335,6 +383,7 @@ class MongoJournalStorage(JournalStorage):
         self.stale_trial_callback = stale_trial_callback
         self._defer = defer_trial_logs
         self._worker = f"{socket.gethostname()}:{os.getpid()}:{self._worker_id_prefix[:8]}"
+        self._node = _node()
         self._owned: dict[int, int] = {}  # running trial id -> study id
         self._owned_lock = threading.Lock()
         self._last_reap: dict[int, float] = {}
@@ -390,7 +439,7 @@ class MongoJournalStorage(JournalStorage):
         """Stamps the leases of this process's running trials and writes deferred logs."""
         with self._owned_lock:
             owned = dict(self._owned)
-        self.backend.stamp_leases(owned, self._worker)
+        self.backend.stamp_leases(owned, self._worker, node=self._node)
         self.backend.flush()
 
     def flush(self) -> None:
@@ -424,13 +473,60 @@ class MongoJournalStorage(JournalStorage):
             ids = [i for i in ids if i not in self._owned]
         if not ids:
             return []
-        old, missing = self.backend.expired_leases(ids, self.grace_period)
+        old, missing = self.backend.expired_leases(ids, self.grace_period, dead=self._holder_dead)
         # A trial never stamped is judged by its start (Optuna's naive local time).
         cutoff = dt.datetime.now() - dt.timedelta(seconds=self.grace_period)
         for t in running:
             if t._trial_id in missing and t.datetime_start and t.datetime_start < cutoff:
                 old.add(t._trial_id)
         return sorted(old)
+
+    def _holder_dead(self, lease: dict[str, Any]) -> bool:
+        """Whether a lease was stamped by another process of this node that no longer runs."""
+        pid = lease.get("pid")
+        if self._node is None or lease.get("node") != self._node or not isinstance(pid, int):
+            return False
+        return pid != os.getpid() and _process_gone(pid)
+
+    def _others_running(self, study_id: int) -> list[int]:
+        """RUNNING trials of the study that this process does not run."""
+        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+        with self._owned_lock:
+            return [t._trial_id for t in running if t._trial_id not in self._owned]
+
+    def settle(self, study_id: int, *, timeout: float | None = None) -> list[int]:
+        """Fails the study's orphaned trials, for a run that ends: none is left RUNNING.
+
+        Reaps the study's stale trials (as :meth:`reap_stale_trials`, without the
+        once-per-interval limit) until no RUNNING trial is left but this process's own, or
+        ``timeout`` seconds have passed. A dead worker's trial is failed (and re-queued by the
+        stale-trial callback) once its lease expires, at once if its holder was a process of
+        this machine; a live worker's trial is waited for until it finishes or its lease
+        expires. Without leases (``heartbeat_interval=None``) this does nothing.
+
+        Args:
+            study_id: The study.
+            timeout: Seconds to wait at most; ``grace_period + heartbeat_interval`` (by
+                when any dead worker's lease has expired) when None; 0 = one pass.
+
+        Returns:
+            The ids of the trials this call failed. Trials of other live workers may still be
+            RUNNING when it returns (after ``timeout``).
+        """
+        if self.heartbeat_interval is None:
+            return []
+        if timeout is None:
+            timeout = self.grace_period + self.heartbeat_interval
+        deadline = time.monotonic() + timeout
+        poll = min(self.heartbeat_interval, 0.5)
+        failed: list[int] = []
+        while True:
+            self._last_reap[study_id] = time.monotonic()
+            failed += self.reap_stale_trials(study_id)
+            left = deadline - time.monotonic()
+            if left <= 0 or not self._others_running(study_id):
+                return failed
+            time.sleep(min(poll, left))
 
     def reap_stale_trials(self, study_id: int) -> list[int]:
         """Fails the study's stale trials and runs the stale-trial callback on each.

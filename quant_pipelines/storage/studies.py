@@ -9,31 +9,23 @@ collections are denormalised copies for queries and dashboards, upserted on thei
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pymongo import DESCENDING, UpdateOne
+from pymongo import ASCENDING, MongoClient, UpdateOne
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
-from quant_pipelines.storage.collections import STUDIES, TRIALS
+from quant_pipelines.storage.collections import STUDIES, TRIALS, UNIQUE_KEYS
+from quant_pipelines.storage.indexes import unique_index_name
 
+_log = logging.getLogger(__name__)
 _DUPLICATE_KEY = 11000
-
-#: Leaderboard columns, in display order.
-LEADERBOARD_COLUMNS: tuple[str, ...] = (
-    "rank",
-    "study",
-    "trial",
-    "strategy",
-    "asset_class",
-    "params",
-    "objective",
-    "oos_sharpe",
-    "deflated_sharpe",
-    "max_drawdown",
-    "n_trades",
-)
+#: createIndexes errors of an index that exists with the same name or key but other options.
+_INDEX_CONFLICTS = frozenset({85, 86})
 
 
 def _now() -> dt.datetime:
@@ -100,6 +92,10 @@ def upsert_trials(db: Database, study_name: str, docs: Sequence[Mapping[str, Any
 
     New trials (the common case) are inserted in one bulk insert, which costs the server less
     than an upsert; the ones whose key already exists are then upserted in one bulk write.
+    The insert relies on the unique ``(study_name, number)`` index to reject the keys already
+    taken, so the index is first ensured (once per client, database and collection, the same
+    index as ``ensure_indexes``); without a unique index on the key (one could not be
+    created), every document is upserted.
 
     Returns:
         The number of documents written.
@@ -112,14 +108,15 @@ def upsert_trials(db: Database, study_name: str, docs: Sequence[Mapping[str, Any
         key = {"study_name": study_name, "number": int(d["number"])}
         rows.append({**d, **key, "updated_at": now})
     taken: list[int] = list(range(len(rows)))
-    try:
-        db[TRIALS].insert_many([dict(r) for r in rows], ordered=False)
-        taken = []
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors", [])
-        if any(e.get("code") != _DUPLICATE_KEY for e in errors):
-            raise
-        taken = [e["index"] for e in errors]
+    if _unique_key_ensured(db, TRIALS):
+        try:
+            db[TRIALS].insert_many([dict(r) for r in rows], ordered=False)
+            taken = []
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != _DUPLICATE_KEY for e in errors):
+                raise
+            taken = [e["index"] for e in errors]
     if taken:
         ops = [
             UpdateOne(
@@ -131,6 +128,66 @@ def upsert_trials(db: Database, study_name: str, docs: Sequence[Mapping[str, Any
         ]
         db[TRIALS].bulk_write(ops, ordered=False)
     return len(rows)
+
+
+#: client -> {(database, collection): whether a unique index on the natural key exists}.
+#: Clients compare equal when they reach the same deployment.
+_UNIQUE_KEY_ENSURED: weakref.WeakKeyDictionary[MongoClient, dict[tuple[str, str], bool]] = (
+    weakref.WeakKeyDictionary()
+)
+_UNIQUE_KEY_LOCK = threading.Lock()
+
+
+def _unique_key_ensured(db: Database, collection: str, *, refresh: bool = False) -> bool:
+    """Whether ``collection`` has a unique index on its natural key, creating it if missing.
+
+    The index is the one ``ensure_indexes`` creates (same key, same name), so either may run
+    first. The answer is cached per client, database and collection: a collection dropped
+    while the process runs gets its index back from the next :class:`StudiesRepository` (or
+    ``ensure_indexes``), not from the module functions.
+
+    Args:
+        db: The project database.
+        collection: ``trials`` or ``studies``.
+        refresh: Ask the server even when the answer is cached.
+    """
+    key = (db.name, collection)
+    if not refresh:
+        with _UNIQUE_KEY_LOCK:
+            known = _UNIQUE_KEY_ENSURED.get(db.client, {}).get(key)
+        if known is not None:
+            return known
+    ok = _create_unique_key_index(db, collection)
+    with _UNIQUE_KEY_LOCK:
+        _UNIQUE_KEY_ENSURED.setdefault(db.client, {})[key] = ok
+    return ok
+
+
+def _create_unique_key_index(db: Database, collection: str) -> bool:
+    """Creates the unique natural-key index of ``collection`` (a no-op when it exists).
+
+    Returns:
+        Whether the collection now has a unique index on its natural key (also true when an
+        equivalent one exists under another name).
+    """
+    fields = list(UNIQUE_KEYS[collection])
+    try:
+        db[collection].create_index(
+            [(f, ASCENDING) for f in fields], unique=True, name=unique_index_name(collection)
+        )
+        return True
+    except OperationFailure as exc:
+        if exc.code not in _INDEX_CONFLICTS:
+            raise
+    unique = any(
+        info.get("unique") and [k for k, _ in info["key"]] == fields
+        for info in db[collection].index_information().values()
+    )
+    if not unique:
+        _log.warning(
+            "%s has no unique index on %s: trials are upserted one by one", collection, fields
+        )
+    return unique
 
 
 def get_study(db: Database, study_name: str) -> dict[str, Any] | None:
@@ -148,51 +205,144 @@ def list_trials(
     return list(db[TRIALS].find(query, {"_id": 0}).sort("number", 1))
 
 
-def leaderboard(
+_STUDY_FIELDS = {
+    "_id": 0,
+    "study_name": 1,
+    "strategy": 1,
+    "asset_class": 1,
+    "objective": 1,
+    "space": 1,
+    "statistics": 1,
+    "baseline": 1,
+    "symbols": 1,
+    "start": 1,
+    "end": 1,
+    "validation": 1,
+    "promotion": 1,
+    "status": 1,
+}
+_TRIAL_FIELDS = {
+    "_id": 0,
+    "study_name": 1,
+    "number": 1,
+    "state": 1,
+    "feasible": 1,
+    "params": 1,
+    "value": 1,
+    "values": 1,
+    "in_sample": 1,
+    "validation": 1,
+    "holdout": 1,
+    "deflated_sharpe": 1,
+    "is_metrics": 1,
+    "oos_metrics": 1,
+}
+
+
+def leaderboard_inputs(
     db: Database,
     *,
+    objective: str | None = None,
     strategy: str | None = None,
     asset_class: str | None = None,
-    limit: int = 20,
-) -> list[dict[str, Any]]:
-    """The best feasible completed trials across studies, by objective value (highest first).
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The study documents and their complete, feasible trial documents for the leaderboard
+    (``optimizer.rank_leaderboard`` ranks them).
 
     Args:
         db: The project database.
-        strategy: Only trials of this strategy.
-        asset_class: Only trials of studies on this asset class.
-        limit: At most this many rows.
+        objective: Only studies of this objective.
+        strategy: Only studies of this strategy.
+        asset_class: Only studies on this asset class.
 
     Returns:
-        Rows with the keys of :data:`LEADERBOARD_COLUMNS` (``rank`` from 1; ``objective`` is the
-        trial's value, the first objective of a multi-objective study; ``max_drawdown`` and
-        ``n_trades`` are in-sample).
+        (studies, trials).
     """
-    query: dict[str, Any] = {"state": "COMPLETE", "feasible": True, "value": {"$ne": None}}
-    if strategy is not None:
-        query["strategy"] = strategy
+    query: dict[str, Any] = {}
+    for key, value in (("objective", objective), ("strategy", strategy)):
+        if value is not None:
+            query[key] = value
     if asset_class is not None:
         query["asset_class"] = asset_class
-    cursor = db[TRIALS].find(query, {"_id": 0}).sort("value", DESCENDING).limit(max(int(limit), 0))
+    found = list(db[STUDIES].find(query, _STUDY_FIELDS).sort("study_name", 1))
+    names = [s["study_name"] for s in found]
+    trials = list(
+        db[TRIALS].find(
+            {"study_name": {"$in": names}, "state": "COMPLETE", "feasible": True},
+            _TRIAL_FIELDS,
+        )
+    )
+    return found, trials
+
+
+def record_promotions(db: Database, promotions: Sequence[Mapping[str, Any]]) -> int:
+    """Stores each study's promotion decision in its document (``promotion``).
+
+    Args:
+        db: The project database.
+        promotions: One per study: ``study`` plus the decision (``trial``, ``promoted``,
+            ``reason``, ``rank_by``, ``observed``, ``thresholds`` ...).
+
+    Returns:
+        The number of studies updated.
+    """
+    now = _now()
+    ops = [
+        UpdateOne(
+            {"study_name": p["study"]},
+            {"$set": {"promotion": {**p, "decided_at": now}, "updated_at": now}},
+        )
+        for p in promotions
+    ]
+    if not ops:
+        return 0
+    return db[STUDIES].bulk_write(ops, ordered=False).modified_count
+
+
+def promoted_trials(
+    db: Database, *, asset_class: str | None = None, objective: str | None = None
+) -> list[dict[str, Any]]:
+    """The promoted trial of every study whose selected trial passed the gate.
+
+    Returns:
+        Rows: ``study``, ``trial``, ``strategy``, ``asset_class``, ``objective``, ``symbols``,
+        ``params``, ``holdout_sharpe``, ``baseline_holdout_sharpe``, ``in_sample_improvement``
+        and the study's ``promotion`` document; best holdout Sharpe first.
+    """
+    query: dict[str, Any] = {"promotion.promoted": True}
+    if asset_class is not None:
+        query["asset_class"] = asset_class
+    if objective is not None:
+        query["objective"] = objective
     rows = []
-    for rank, doc in enumerate(cursor, start=1):
-        is_m = doc.get("is_metrics") or {}
-        oos_m = doc.get("oos_metrics") or {}
+    for study in db[STUDIES].find(query, _STUDY_FIELDS):
+        number = study["promotion"]["trial"]
+        trial = db[TRIALS].find_one(
+            {"study_name": study["study_name"], "number": number}, _TRIAL_FIELDS
+        )
+        if trial is None:
+            continue
+        base = study.get("baseline") or {}
+        in_sample = trial.get("in_sample", trial.get("value"))
+        base_is = (base.get("scores") or {}).get("in_sample") or base.get("values") or [None]
         rows.append(
             {
-                "rank": rank,
-                "study": doc["study_name"],
-                "trial": doc["number"],
-                "strategy": doc.get("strategy"),
-                "asset_class": doc.get("asset_class"),
-                "params": doc.get("params", {}),
-                "objective": doc["value"],
-                "oos_sharpe": oos_m.get("sharpe"),
-                "deflated_sharpe": doc.get("deflated_sharpe"),
-                "max_drawdown": is_m.get("max_drawdown"),
-                "n_trades": is_m.get("n_trades"),
+                "study": study["study_name"],
+                "trial": number,
+                "strategy": study.get("strategy"),
+                "asset_class": study.get("asset_class"),
+                "objective": study.get("objective"),
+                "symbols": study.get("symbols") or [],
+                "params": trial.get("params") or {},
+                "holdout_sharpe": (trial.get("oos_metrics") or {}).get("sharpe"),
+                "baseline_holdout_sharpe": (base.get("oos_metrics") or {}).get("sharpe"),
+                "in_sample_improvement": (
+                    None if in_sample is None or base_is[0] is None else in_sample - base_is[0]
+                ),
+                "promotion": study["promotion"],
             }
         )
+    rows.sort(key=lambda r: -(r["holdout_sharpe"] if r["holdout_sharpe"] is not None else -1e9))
     return rows
 
 
@@ -205,6 +355,14 @@ class StudiesRepository:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        # The mirrors are upserted on their natural keys, and the bulk insert of new trials
+        # relies on the unique index to reject repeats: ensure it here, whether or not
+        # ensure_indexes ran. When MongoDB is unreachable, the first write ensures it.
+        try:
+            for collection in (STUDIES, TRIALS):
+                _unique_key_ensured(db, collection, refresh=True)
+        except ConnectionFailure as exc:
+            _log.warning("indexes of %s/%s not ensured yet: %s", STUDIES, TRIALS, exc)
 
     def upsert_study(self, study_name: str, fields: Mapping[str, Any]) -> None:
         """See :func:`upsert_study`."""
@@ -233,8 +391,14 @@ class StudiesRepository:
         """See :func:`get_study`."""
         return get_study(self.db, study_name)
 
-    def leaderboard(
-        self, *, strategy: str | None = None, asset_class: str | None = None, limit: int = 20
-    ) -> list[dict[str, Any]]:
-        """See :func:`leaderboard`."""
-        return leaderboard(self.db, strategy=strategy, asset_class=asset_class, limit=limit)
+    def leaderboard_inputs(
+        self,
+        *,
+        objective: str | None = None,
+        strategy: str | None = None,
+        asset_class: str | None = None,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """See :func:`leaderboard_inputs`."""
+        return leaderboard_inputs(
+            self.db, objective=objective, strategy=strategy, asset_class=asset_class
+        )

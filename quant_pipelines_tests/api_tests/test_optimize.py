@@ -42,7 +42,7 @@ def test_accepted_answer_and_document(client: TestClient, mongo_db: Database, va
     assert doc["urgent"] is False
     assert doc["run_id"] is None
     assert doc["asset_classes"] == ["equity"]
-    assert doc["params"] == {**valid_body, "walk_forward": valid_body["walk_forward"]}
+    assert doc["params"] == {**valid_body, "validation": "walk_forward", "cpcv": None}
     assert doc["history"][0]["status"] == "queued"
     assert client.get(data["status_url"]).status_code == 200
 
@@ -55,7 +55,9 @@ def test_defaults_and_canonical_symbols(client: TestClient, mongo_db: Database):
     assert doc["params"]["symbols"] == ["BTCUSD", "EURUSD"]
     assert doc["params"]["n_trials"] == 100
     assert (doc["params"]["objective"], doc["params"]["sampler"]) == ("sharpe", "tpe")
-    assert doc["params"]["walk_forward"] is None
+    # Omitted walk_forward means the default validation folds (ranked on validation).
+    assert doc["params"]["walk_forward"]["n_folds"] == 4
+    assert doc["params"]["validation"] == "walk_forward"
     assert doc["urgent"] is True
     assert doc["asset_classes"] == ["crypto", "fx"]
 
@@ -64,6 +66,24 @@ def test_walk_forward_true_means_default_folds(client: TestClient, mongo_db: Dat
     assert client.post(URL, json=_with(valid_body, walk_forward=True)).status_code == 202
     wf = mongo_db[OPTIMIZATION_REQUESTS].find_one()["params"]["walk_forward"]
     assert wf == {"n_folds": 4, "scheme": "anchored", "train_frac": 0.5, "purge": 0}
+
+
+def test_walk_forward_false_means_no_folds(client: TestClient, mongo_db: Database, valid_body):
+    assert client.post(URL, json=_with(valid_body, walk_forward=False)).status_code == 202
+    params = mongo_db[OPTIMIZATION_REQUESTS].find_one()["params"]
+    assert (params["walk_forward"], params["validation"]) == (False, "none")
+
+
+def test_cpcv_is_a_validation_scheme(client: TestClient, mongo_db: Database, valid_body):
+    body = _with(valid_body, validation="cpcv", cpcv={"n_groups": 8, "embargo": 5})
+    assert client.post(URL, json=body).status_code == 202
+    params = mongo_db[OPTIMIZATION_REQUESTS].find_one()["params"]
+    assert params["validation"] == "cpcv"
+    assert params["cpcv"] == {"n_groups": 8, "n_test_groups": 2, "purge": 0, "embargo": 5}
+    bad = client.post(URL, json=_with(valid_body, validation="kfold"))
+    assert bad.status_code == 422
+    assert "walk_forward" in bad.text and "cpcv" in bad.text
+    assert mongo_db[OPTIMIZATION_REQUESTS].count_documents({}) == 1
 
 
 def test_idempotency_key_gives_one_document(client: TestClient, mongo_db: Database, valid_body):

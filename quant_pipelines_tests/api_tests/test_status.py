@@ -115,39 +115,103 @@ def test_top_is_bounded(client: TestClient, valid_body):
     assert client.get(f"{URL}/{request_id}", params={"top": -1}).status_code == 422
 
 
+STATS = {
+    "pbo": {"pbo": 0.2},
+    "spa": {"pvalue": 0.03},
+    "deflated_sharpe": {},
+    "buy_hold_holdout_sharpe": 0.1,
+}
+
+
 @pytest.fixture
 def seeded_trials(mongo_db: Database) -> None:
-    """Two studies (sma on equity, momentum on crypto) with three trials each."""
-    for name, strategy, asset_class, base in (
-        ("sma-eq", "sma_crossover", "equity", 1.0),
-        ("mom-cr", "momentum", "crypto", 1.05),
+    """Two Sharpe studies (sma on equity, momentum on crypto) and a total-return one, with three
+    trials each whose validation order differs from their in-sample order."""
+    for name, strategy, asset_class, objective, base in (
+        ("sma-eq", "sma_crossover", "equity", "sharpe", 1.0),
+        ("mom-cr", "momentum", "crypto", "sharpe", 1.05),
+        ("ret-eq", "sma_crossover", "equity", "total_return", 5.0),
     ):
-        studies.upsert_study(mongo_db, name, {"strategy": strategy, "asset_class": asset_class})
+        studies.upsert_study(
+            mongo_db,
+            name,
+            {
+                "strategy": strategy,
+                "asset_class": asset_class,
+                "objective": objective,
+                "statistics": STATS,
+            },
+        )
         studies.upsert_trials(
             mongo_db,
             name,
             [
-                _trial(i, base + i / 10, strategy=strategy, asset_class=asset_class)
+                _trial(
+                    i,
+                    base + i / 10,
+                    strategy=strategy,
+                    asset_class=asset_class,
+                    in_sample=base + (2 - i),  # the best in sample is the worst on validation
+                    validation=base + i / 10,
+                    holdout=base - i,
+                    params={"fast": 10 * i + 2, "slow": 30 * i + 100},
+                )
                 for i in range(3)
             ],
         )
 
 
-def test_leaderboard_ranks_across_studies(client: TestClient, seeded_trials):
-    board = client.get("/backtests/leaderboard").json()
-    assert board["limit"] == 20
-    objectives = [row["objective"] for row in board["entries"]]
-    assert objectives == sorted(objectives, reverse=True)
-    assert len(objectives) == 6
-    assert [row["rank"] for row in board["entries"]] == list(range(1, 7))
-    first = board["entries"][0]
+ROW_FIELDS = {
+    "rank",
+    "study",
+    "params",
+    "in_sample",
+    "validation",
+    "holdout",
+    "holdout_sharpe",
+    "buy_hold_sharpe",
+    "deflated_sharpe",
+    "pbo",
+    "spa_pvalue",
+    "max_drawdown",
+    "n_trades",
+    "promoted",
+    "reason",
+}
+
+
+def test_leaderboard_ranks_within_one_objective_on_validation(client: TestClient, seeded_trials):
+    board = client.get(
+        "/backtests/leaderboard", params={"objective": "sharpe", "rank_by": "validation"}
+    ).json()
+    assert (board["objective"], board["rank_by"], board["limit"]) == ("sharpe", "validation", 20)
+    rows = board["entries"]
+    assert {row["objective_name"] for row in rows} == {"sharpe"}
+    ranked = [row["validation"] for row in rows]
+    assert ranked == sorted(ranked, reverse=True) and len(rows) == 6
+    assert [row["rank"] for row in rows] == list(range(1, 7))
+    first = rows[0]
     assert (first["study"], first["trial"], first["strategy"]) == ("mom-cr", 2, "momentum")
-    columns = {"rank", "study", "params", "objective", "oos_sharpe", "deflated_sharpe"}
-    assert columns | {"max_drawdown", "n_trades"} <= set(first)
+    assert set(first) >= ROW_FIELDS
+    assert first["params"] == "fast=22, slow=160"
+    by_in_sample = client.get(
+        "/backtests/leaderboard", params={"objective": "sharpe", "rank_by": "in_sample"}
+    ).json()["entries"]
+    assert by_in_sample[0]["trial"] == 0
+
+
+def test_objectives_are_grouped_never_compared(client: TestClient, seeded_trials):
+    rows = client.get("/backtests/leaderboard").json()["entries"]
+    groups = [row["objective_name"] for row in rows]
+    assert groups == sorted(groups)  # sharpe rows, then total_return rows
+    assert [r["rank"] for r in rows if r["objective_name"] == "total_return"] == [1, 2, 3]
+    assert next(r["rank"] for r in rows if r["objective_name"] == "sharpe") == 1
 
 
 def test_leaderboard_filters_and_limit(client: TestClient, seeded_trials):
-    sma = client.get("/backtests/leaderboard", params={"strategy": "sma_crossover"}).json()
+    sma = client.get(
+        "/backtests/leaderboard", params={"strategy": "sma_crossover", "objective": "sharpe"}
+    ).json()
     assert {row["study"] for row in sma["entries"]} == {"sma-eq"}
     assert sma["strategy"] == "sma_crossover"
     crypto = client.get("/backtests/leaderboard", params={"asset_class": "crypto"}).json()
@@ -156,8 +220,25 @@ def test_leaderboard_filters_and_limit(client: TestClient, seeded_trials):
         "/backtests/leaderboard", params={"strategy": "momentum", "asset_class": "equity"}
     ).json()
     assert none["entries"] == []
-    top2 = client.get("/backtests/leaderboard", params={"limit": 2}).json()["entries"]
+    top2 = client.get("/backtests/leaderboard", params={"limit": 2, "objective": "sharpe"}).json()[
+        "entries"
+    ]
     assert [row["rank"] for row in top2] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("params", "allowed"),
+    [
+        ({"rank_by": "oos"}, "'validation', 'deflated_sharpe', 'in_sample' or 'holdout'"),
+        ({"objective": "alpha"}, "'sharpe'"),
+    ],
+)
+def test_unknown_rank_by_or_objective_is_422_naming_the_allowed_values(
+    client: TestClient, params, allowed
+):
+    answer = client.get("/backtests/leaderboard", params=params)
+    assert answer.status_code == 422
+    assert allowed in answer.text
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ def test_demo_runs_the_loop_as_recorded_dagster_runs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, mongo_env: Database, capsys
 ) -> None:
     from quant_pipelines.cli.demo import run_demo
+    from quant_pipelines.defs.kpis import LABELS
 
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", tmp_path / "dagster.yaml")
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
@@ -34,7 +35,7 @@ def test_demo_runs_the_loop_as_recorded_dagster_runs(
     assert db.bars.count_documents({"quality.scored_at": {"$exists": True}}) > 1000
     assert db.studies.count_documents({}) >= 3
     assert db.rl_policies.count_documents({"replay": {"$exists": True}}) == 1
-    assert db.kpis.count_documents({"kpi": {"$regex": "^report\\."}}) == 9
+    assert db.kpis.count_documents({"kpi": {"$regex": "^report\\."}}) == len(LABELS)
     resolved = db.anomalies.find_one({"status": "resolved"})
     assert resolved is not None and resolved["time_to_resolution_s"] >= 0
     assert db.alert_outbox.count_documents({"channel": "webhook", "status": "sent"}) >= 1

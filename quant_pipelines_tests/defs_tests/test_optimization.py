@@ -5,10 +5,14 @@ import pandas as pd
 import pytest
 from pymongo.database import Database
 
+from quant_pipelines.defs.kpis import kpi_report
+from quant_pipelines.defs.leaderboard import (
+    optimization_leaderboard,
+    promoted_rows_pass_overfitting_tests,
+)
 from quant_pipelines.defs.optimization import (
     ASSET_CLASS_PRIORITY,
     REQUEST_TAG,
-    optimization_leaderboard,
     optimization_study,
     plan_request_runs,
     request_run_config,
@@ -64,28 +68,102 @@ def test_study_run_mirrors_study_and_trials(
     assert mongo_db.trials.count_documents({"study_name": "t-study"}) == 6
 
     board = dg.materialize(
-        [optimization_leaderboard],
+        [optimization_leaderboard, promoted_rows_pass_overfitting_tests],
         resources={"mongo": mongo_resource, "mongo_io": MongoIOManager(mongo=mongo_resource)},
     )
     assert board.success
     bmeta = board.get_asset_materialization_events()[0].materialization.metadata
-    table = bmeta["leaderboard"].value
-    assert [c.name for c in table.schema.columns] == [
-        "rank",
-        "study",
-        "params",
-        "objective",
-        "oos_sharpe",
-        "deflated_sharpe",
-        "max_drawdown",
-        "n_trades",
-    ]
+    table = bmeta["leaderboard_sharpe"].value
+    columns = [c.name for c in table.schema.columns]
+    for column in ("in_sample", "validation", "holdout", "holdout_sharpe", "buy_hold_sharpe"):
+        assert column in columns
+    for column in ("deflated_sharpe", "pbo", "spa_pvalue", "promoted", "reason", "params"):
+        assert column in columns
     assert 1 <= len(table.records) <= 6
-    objectives = [r.data["objective"] for r in table.records]
-    assert objectives == sorted(objectives, reverse=True)
-    assert bmeta["best_sharpe"].value == pytest.approx(objectives[0])
-    assert "data:image/png;base64," in bmeta["best_equity_curve"].value
+    ranked = [r.data["validation"] for r in table.records]
+    assert ranked == sorted(ranked, reverse=True)  # ranked on validation, never the holdout
+    assert all("=" in r.data["params"] for r in table.records)  # "fast=45, slow=269"
+    assert bmeta["rank_by"].value.startswith("validation")
     assert mongo_db["io_optimization_leaderboard"].count_documents({}) == len(table.records)
+    # The gate ran: the study's pick is recorded with the reason, and the check passed.
+    promotion = mongo_db.studies.find_one({"study_name": "t-study"})["promotion"]
+    assert promotion["trial"] == table.records[0].data.get("trial", promotion["trial"])
+    assert promotion["reason"] and "observed" in promotion
+    (check,) = board.get_asset_check_evaluations()
+    assert check.check_name == "promoted_rows_pass_overfitting_tests" and check.passed
+    assert check.metadata["thresholds"].value["min_dsr"] == 0.95
+
+
+def test_the_gate_check_blocks_downstream_when_a_promotion_no_longer_passes(
+    mongo_resource: MongoResource, mongo_db
+) -> None:
+    """A study resumed after its promotion tried more configurations: its DSR fell below the
+    bar, so the blocking check fails and the KPI report does not run."""
+    stats = {
+        "pbo": {"pbo": 0.2},
+        "spa": {"pvalue": 0.01},
+        "deflated_sharpe": {"3": 0.99},
+        "buy_hold_holdout_sharpe": 0.2,
+    }
+    mongo_db.studies.insert_one(
+        {
+            "study_name": "s",
+            "strategy": "sma_crossover",
+            "asset_class": "equity",
+            "objective": "sharpe",
+            "statistics": stats,
+        }
+    )
+    mongo_db.trials.insert_one(
+        {
+            "study_name": "s",
+            "number": 3,
+            "state": "COMPLETE",
+            "feasible": True,
+            "params": {"fast": 5, "slow": 50},
+            "value": 1.0,
+            "validation": 1.0,
+            "in_sample": 1.2,
+            "holdout": 0.9,
+            "oos_metrics": {"sharpe": 0.9},
+            "is_metrics": {},
+        }
+    )
+    resources = {"mongo": mongo_resource, "mongo_io": MongoIOManager(mongo=mongo_resource)}
+    assets = [optimization_leaderboard, promoted_rows_pass_overfitting_tests, kpi_report]
+    first = dg.materialize(assets, resources=resources)
+    assert first.success
+    assert mongo_db.studies.find_one({"study_name": "s"})["promotion"]["promoted"] is True
+    # The study is resumed; with more configurations tried its DSR is now 0.41.
+    mongo_db.studies.update_one(
+        {"study_name": "s"}, {"$set": {"statistics.deflated_sharpe.3": 0.41}}
+    )
+    result = dg.materialize(
+        assets,
+        resources=resources,
+        selection=dg.AssetSelection.checks(promoted_rows_pass_overfitting_tests)
+        | dg.AssetSelection.assets(kpi_report),
+        raise_on_error=False,
+    )
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed
+    assert check.metadata["failing"].value == 1
+    (row,) = check.metadata["observed"].value
+    assert row["observed"]["dsr"] == 0.41 and row["thresholds"]["min_dsr"] == 0.95
+    assert "DSR 0.41 < 0.95" in row["reasons"]
+    assert not result.success
+    assert not [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == ["kpi_report"]
+    ]
+
+
+def test_leaderboard_config_refuses_unknown_rank_by(mongo_resource: MongoResource) -> None:
+    with pytest.raises(dg.DagsterInvalidConfigError, match="validation"):
+        dg.materialize(
+            [optimization_leaderboard],
+            resources={"mongo": mongo_resource, "mongo_io": MongoIOManager(mongo=mongo_resource)},
+            run_config={"ops": {"optimization_leaderboard": {"config": {"rank_by": "oos"}}}},
+        )
 
 
 def test_missing_bars_fail_clearly_without_retry(
@@ -214,7 +292,35 @@ def test_request_run_config_carries_the_request() -> None:
     }
     config = request_run_config(request)["ops"]["optimization_study"]["config"]
     assert config["request_id"] == "r1" and config["objective"] == "sortino"
-    assert config["n_folds"] == 3
+    assert config["validation"] == "none"  # walk_forward: false means no folds
+
+
+def test_every_walk_forward_option_reaches_the_run() -> None:
+    params = {
+        "strategy": "sma_crossover",
+        "symbols": ["AAPL"],
+        "start": "2024-01-01",
+        "end": "2024-06-01",
+        "n_trials": 9,
+        "objective": "sharpe",
+        "sampler": "tpe",
+        "seed": 4,
+        "walk_forward": {"n_folds": 5, "scheme": "rolling", "train_frac": 0.4, "purge": 3},
+        "validation": "walk_forward",
+    }
+    config = request_run_config({"request_id": "r", "study_name": "s", "params": params})
+    config = config["ops"]["optimization_study"]["config"]
+    assert config["validation"] == "walk_forward"
+    assert (config["n_folds"], config["scheme"], config["train_frac"], config["purge"]) == (
+        5,
+        "rolling",
+        0.4,
+        3,
+    )
+    cpcv = {**params, "validation": "cpcv", "cpcv": {"n_groups": 8, "embargo": 2}}
+    config = request_run_config({"request_id": "r", "study_name": "s", "params": cpcv})
+    config = config["ops"]["optimization_study"]["config"]
+    assert (config["validation"], config["n_groups"], config["embargo"]) == ("cpcv", 8, 2)
 
 
 def test_two_parallel_workers_share_one_study_without_duplicates(

@@ -1,7 +1,8 @@
 """A study worker run as a subprocess by the fault tests (``python -m ...optimizer_tests._worker``).
 
 It registers ``slow_sma`` (the SMA crossover, sleeping ``--delay`` seconds per evaluation) in
-its own process only, so a test can kill it in the middle of a trial.
+its own process only, so a test can kill it in the middle of a trial. With ``--trace PATH``, the
+parameters of every evaluation are appended to PATH (one JSON line) before it sleeps.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,14 +31,18 @@ def small_bars() -> Any:
 
 
 class SlowSma(SmaCrossover):
-    """SMA crossover that takes ``delay`` seconds per evaluation."""
+    """SMA crossover that takes ``delay`` seconds per evaluation (and traces its params)."""
 
     name = "slow_sma"
 
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, trace: Path | None = None) -> None:
         self.delay = delay
+        self.trace = trace
 
     def targets(self, cache: Any, **p: Any) -> np.ndarray:
+        if self.trace is not None:
+            with self.trace.open("a") as f:
+                f.write(json.dumps(p) + "\n")
         time.sleep(self.delay)
         return super().targets(cache, **p)
 
@@ -52,9 +58,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lease", type=float, default=0.5)
     ap.add_argument("--grace", type=float, default=1.5)
+    ap.add_argument("--trace", type=Path, default=None)
     args = ap.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    register_strategy(SlowSma(args.delay))
+    register_strategy(SlowSma(args.delay, args.trace))
     client = make_client(args.uri)
     db = client[args.db]
     storage = optuna_storage(db, heartbeat_interval=args.lease, grace_period=args.grace)

@@ -14,7 +14,7 @@ from quant_pipelines_tests.smoke_tests.conftest import BARS_END, BARS_START, SCR
 pytestmark = pytest.mark.slow
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-LEADERBOARD_COLUMNS = ["rank", "study", "objective", "oos_sharpe", "deflated_sharpe"]
+LEADERBOARD_COLUMNS = ["rank", "study", "validation", "holdout_sharpe", "deflated_sharpe", "pbo"]
 ANOMALY_METRICS = ["anomalies_warning", "false_positive_rate"]
 
 
@@ -71,11 +71,11 @@ def test_asset_graph_and_leaderboard_render(materialized, webserver: str, chromi
 
     # (c) The leaderboard asset's page renders the leaderboard table.
     page.goto(f"{webserver}/assets/optimization_leaderboard")
-    header = page.locator("table:not(:has(table)):has(th:text-is('oos_sharpe')) th")
+    header = page.locator("table:not(:has(table)):has(th:text-is('holdout_sharpe')) th")
     header.first.wait_for()
     columns = [c.strip() for c in header.all_inner_texts()]
     assert all(c in columns for c in LEADERBOARD_COLUMNS), columns
-    rows = page.locator("table:not(:has(table)):has(th:text-is('oos_sharpe')) tbody tr")
+    rows = page.locator("table:not(:has(table)):has(th:text-is('holdout_sharpe')) tbody tr")
     assert 1 <= rows.count() <= 6
     assert "smoke" in rows.first.inner_text()
     page.wait_for_load_state("networkidle")

@@ -18,8 +18,10 @@ from quant_pipelines.storage.optuna_journal import (
 from quant_pipelines.storage.studies import (
     StudiesRepository,
     get_study,
-    leaderboard,
+    leaderboard_inputs,
     list_trials,
+    promoted_trials,
+    record_promotions,
     update_progress,
     upsert_study,
     upsert_trial,
@@ -199,21 +201,61 @@ def _trial(study: str, number: int, value: float, **kw: object) -> dict:
     }
 
 
-def test_leaderboard_ranks_feasible_complete_trials_across_studies(mongo_db: Database) -> None:
+def test_leaderboard_inputs_are_complete_feasible_trials_of_matching_studies(
+    mongo_db: Database,
+) -> None:
     repo = StudiesRepository(mongo_db)
+    for name, strategy, asset_class, objective in (
+        ("a", "sma_crossover", "equity", "sharpe"),
+        ("b", "sma_crossover", "crypto", "sharpe"),
+        ("c", "sma_crossover", "equity", "total_return"),
+        ("d", "momentum", "equity", "sharpe"),
+    ):
+        repo.upsert_study(
+            name, {"strategy": strategy, "asset_class": asset_class, "objective": objective}
+        )
     repo.upsert_trials("a", [_trial("a", 0, 1.0), _trial("a", 1, 3.0, feasible=False)])
-    repo.upsert_trials("b", [_trial("b", 0, 2.0, asset_class="crypto"), _trial("b", 1, 0.5)])
+    repo.upsert_trials("b", [_trial("b", 0, 2.0), _trial("b", 1, 0.5)])
     repo.upsert_trials("c", [_trial("c", 0, 9.0, state="PRUNED"), _trial("c", 1, 1.5)])
-    repo.upsert_trials("d", [_trial("d", 0, 4.0, strategy="momentum")])
-    rows = repo.leaderboard(strategy="sma_crossover")
-    assert [(r["rank"], r["study"], r["objective"]) for r in rows] == [
-        (1, "b", 2.0),
-        (2, "c", 1.5),
-        (3, "a", 1.0),
-        (4, "b", 0.5),
+    repo.upsert_trials("d", [_trial("d", 0, 4.0)])
+    found, trials = repo.leaderboard_inputs(strategy="sma_crossover")
+    assert [s["study_name"] for s in found] == ["a", "b", "c"]
+    assert sorted((t["study_name"], t["number"]) for t in trials) == [
+        ("a", 0),
+        ("b", 0),
+        ("b", 1),
+        ("c", 1),
     ]
-    assert set(rows[0]) >= {"params", "oos_sharpe", "deflated_sharpe", "max_drawdown", "n_trades"}
-    assert rows[0]["oos_sharpe"] == 1.0
-    assert [r["study"] for r in leaderboard(mongo_db, asset_class="crypto")] == ["b"]
-    assert len(leaderboard(mongo_db, limit=2)) == 2
-    assert json.dumps(rows, default=str)
+    found, trials = leaderboard_inputs(mongo_db, asset_class="crypto")
+    assert [s["study_name"] for s in found] == ["b"] and len(trials) == 2
+    found, _ = leaderboard_inputs(mongo_db, objective="total_return")
+    assert [s["study_name"] for s in found] == ["c"]
+    assert json.dumps(trials, default=str)
+
+
+def test_promotions_are_recorded_and_read_back(mongo_db: Database) -> None:
+    repo = StudiesRepository(mongo_db)
+    for name in ("a", "b"):
+        repo.upsert_study(
+            name,
+            {
+                "strategy": "sma_crossover",
+                "asset_class": "equity",
+                "objective": "sharpe",
+                "symbols": ["SPY"],
+                "baseline": {"oos_metrics": {"sharpe": 0.25}, "values": [0.1]},
+            },
+        )
+        repo.upsert_trials(name, [_trial(name, 0, 1.0), _trial(name, 1, 2.0)])
+    decisions = [
+        {"study": "a", "trial": 1, "promoted": True, "reason": "passes every test"},
+        {"study": "b", "trial": 1, "promoted": False, "reason": "PBO 0.70 > 0.50"},
+    ]
+    assert record_promotions(mongo_db, decisions) == 2
+    (row,) = promoted_trials(mongo_db)
+    assert (row["study"], row["trial"], row["params"]) == ("a", 1, {"fast": 1})
+    assert row["holdout_sharpe"] == 1.0 and row["baseline_holdout_sharpe"] == 0.25
+    assert row["promotion"]["decided_at"] is not None
+    assert promoted_trials(mongo_db, asset_class="crypto") == []
+    record_promotions(mongo_db, [{**decisions[0], "promoted": False}])
+    assert promoted_trials(mongo_db) == []
