@@ -97,3 +97,15 @@ def make_trend_bars(
     out = frame.assign(open=opens, high=high.to_numpy(), low=low.to_numpy(), close=closes)
     out.index = index
     return out
+
+
+def goog_bars() -> pd.DataFrame:
+    """Real daily GOOG bars, 2004-08-19 to 2013-03-01 (2,148 sessions), in the project's schema.
+
+    They ship inside the ``backtesting`` package (``backtesting.test.GOOG``): nothing downloads.
+    """
+    from backtesting.test import GOOG
+
+    bars = GOOG.rename(columns=str.lower).astype(float)
+    bars.index = pd.DatetimeIndex(bars.index, name="ts").tz_localize("UTC")
+    return bars
