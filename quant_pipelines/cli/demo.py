@@ -275,8 +275,10 @@ def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000
             )
             meta = _meta(result, "optimization_study")
             lines.append(
-                f"{family:14s} {strategy:20s} best {meta.get('best_value', 0):+.3f} "
+                f"{family:14s} {strategy:20s} best on validation "
+                f"{meta.get('best_validation_value', 0):+.3f} "
                 f"vs baseline {meta.get('baseline_value', 0):+.3f}, "
+                f"DSR {meta.get('best_deflated_sharpe', 0):.2f}, PBO {meta.get('pbo', 1):.2f}, "
                 f"{meta.get('trials_per_hour', 0):,.0f} trials/h"
             )
         return "\n    ".join(lines)

@@ -190,17 +190,29 @@ def optimization_study(
             "eta_s": 0.0,
         }
         requests.update_status(db, config.request_id, requests.SUCCEEDED, progress=final)
+    stats = summary.statistics or {}
     return dg.MaterializeResult(
         metadata={
             "study_name": dg.MetadataValue.text(study_name),
             "symbols": dg.MetadataValue.json(sorted(bars)),
             "period": dg.MetadataValue.text(f"{start}..{end}"),
+            "validation": dg.MetadataValue.text(config.validation),
             "n_trials": dg.MetadataValue.int(summary.n_trials),
             "trials_per_hour": dg.MetadataValue.float(round(summary.trials_per_hour or 0.0, 1)),
-            "best_value": dg.MetadataValue.float(float(summary.best_value or 0.0)),
+            "best_validation_value": dg.MetadataValue.float(float(summary.best_value or 0.0)),
             "baseline_value": dg.MetadataValue.float(float(summary.baseline_value or 0.0)),
             "improvement_over_baseline": dg.MetadataValue.float(float(summary.improvement or 0.0)),
             "best_params": dg.MetadataValue.json(summary.best_params or {}),
+            "configurations_tried": dg.MetadataValue.int(int(stats.get("n_trials_tried", 0))),
+            "best_deflated_sharpe": dg.MetadataValue.float(
+                round(float(summary.best_deflated_sharpe or 0.0), 4)
+            ),
+            "pbo": dg.MetadataValue.float(
+                round(float((stats.get("pbo") or {}).get("pbo", 1.0)), 4)
+            ),
+            "spa_pvalue": dg.MetadataValue.float(
+                round(float((stats.get("spa") or {}).get("pvalue", 1.0)), 4)
+            ),
             "status": dg.MetadataValue.text(summary.status),
         }
     )
