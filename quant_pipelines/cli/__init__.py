@@ -119,20 +119,52 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_quality(args: argparse.Namespace) -> int:
-    """``quality evaluate``: scorers on synthetic bars with injected, labelled anomalies."""
+    """``quality evaluate``: synthetic bars with injected anomalies, or real files (--source)."""
     from quant_pipelines.quality import run_evaluation
 
     symbols = args.symbols.split(",") if args.symbols else None
+    if args.source:
+        return _quality_evaluate_files(args, symbols)
     run = run_evaluation(
         symbols,
         seed=args.seed,
-        start=args.start,
-        end=args.end,
+        start=args.start or "2021-01-01",
+        end=args.end or "2021-12-31",
         with_prophet=not args.no_prophet,
     )
     print(run.report.to_markdown())
     goals = run.report.goal_results()
     print(goals.to_string(index=False))
+    return 0 if run.report.meets_goals() else 4
+
+
+def _quality_evaluate_files(args: argparse.Namespace, symbols: list[str] | None) -> int:
+    """``quality evaluate --source DIR``: production replay on real bars, clean and corrupted."""
+    import json
+    from pathlib import Path
+
+    from quant_pipelines.marketdata import FileSourceError
+    from quant_pipelines.quality._eval_files import file_symbols, read_file_bars
+    from quant_pipelines.quality.harness import run_real_evaluation
+
+    try:
+        universe = file_symbols(args.source, symbols, calendar=args.calendar)
+        bars = read_file_bars(args.source, universe, start=args.start, end=args.end)
+    except (FileSourceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    run = run_real_evaluation(
+        bars,
+        calendars={sym.name: sym.calendar for sym in universe},
+        seed=args.seed,
+        rate=args.rate,
+        batch=args.batch,
+        with_prophet=not args.no_prophet,
+        workers=args.workers,
+    )
+    print(run.report.to_markdown())
+    if args.json:
+        Path(args.json).write_text(json.dumps(run.report.to_dict(), indent=1))
     return 0 if run.report.meets_goals() else 4
 
 
@@ -176,6 +208,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_benchmarks(quick=args.quick, output=args.output)
 
 
+def cmd_regimes(args: argparse.Namespace) -> int:
+    """``regimes evaluate``: causal regime labels against market history (docs/signals.md)."""
+    from quant_pipelines.marketdata import FileSourceError
+    from quant_pipelines.signals.evaluation import evaluate_regimes, load_series
+
+    symbols = args.symbols.split(",") if args.symbols else None
+    try:
+        bars, truths = load_series(args.source, symbols=symbols, start=args.start, end=args.end)
+    except (FileSourceError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = evaluate_regimes(bars, lag=args.lag, truths=truths)
+    print(report.to_text())
+    return 0 if report.meets_goals() else 4
+
+
+def _add_regimes_parser(sub: argparse._SubParsersAction) -> None:
+    regimes = sub.add_parser("regimes", help="regime-label tools")
+    regimes.add_argument("action", choices=["evaluate"])
+    regimes.add_argument("--source", default=None, help="directory of CSV/Parquet bars")
+    regimes.add_argument("--symbols", default="", help="comma-separated (default: all)")
+    regimes.add_argument("--start", default=None, help="default: whole file / 2000-01-03")
+    regimes.add_argument("--end", default=None, help="default: whole file / 2020-12-31")
+    regimes.add_argument("--lag", type=int, default=20, help="lag allowance (sessions)")
+    regimes.set_defaults(func=cmd_regimes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the console script."""
     parser = argparse.ArgumentParser(prog="quant-pipelines", description=__doc__)
@@ -207,9 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("action", choices=["evaluate"])
     quality.add_argument("--symbols", default="", help="comma-separated (default: universe)")
     quality.add_argument("--seed", type=int, default=0)
-    quality.add_argument("--start", default="2021-01-01")
-    quality.add_argument("--end", default="2021-12-31")
+    quality.add_argument("--start", default=None, help="default: 2021-01-01, or file start")
+    quality.add_argument("--end", default=None, help="default: 2021-12-31, or file end")
     quality.add_argument("--no-prophet", action="store_true", help="Isolation Forest and rules")
+    quality.add_argument("--source", default=None, help="directory of real CSV/Parquet bars")
+    quality.add_argument("--calendar", default=None, help="--source: calendar (default XNYS)")
+    quality.add_argument("--rate", type=float, default=0.03, help="--source: corruptions/bar")
+    quality.add_argument("--batch", type=int, default=1, help="--source: bars per scoring call")
+    quality.add_argument("--workers", type=int, default=1, help="--source: replay processes")
+    quality.add_argument("--json", default=None, help="--source: write the report as JSON")
     quality.set_defaults(func=cmd_quality)
 
     settings = load_settings()
@@ -227,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
     bench.add_argument("--output", default="docs/benchmarks.md")
     bench.set_defaults(func=cmd_bench)
+    _add_regimes_parser(sub)
     return parser
 
 

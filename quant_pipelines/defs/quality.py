@@ -22,6 +22,7 @@ from quant_pipelines.quality import (
     fit_models,
     fit_prophet,
     mark_market_events,
+    period_starts,
     score_bars,
     walk_forward_scores,
 )
@@ -52,13 +53,23 @@ def _thresholds(db: Database) -> Thresholds | None:
     return Thresholds.from_dict({k: v for k, v in doc.items() if k != "saved_at"})
 
 
-def _models(db: Database, symbol: str, history: pd.DataFrame, calendar: str) -> SymbolModels:
-    """Isolation Forest fitted now on the trailing window; Prophet loaded (predict only).
+def _models(
+    db: Database, symbol: str, history: pd.DataFrame, calendar: str, before: pd.Timestamp
+) -> SymbolModels:
+    """Isolation Forest of the batch's week (fitted on the bars before its Monday, so a bar is
+    scored by the same model whatever the batch); Prophet loaded (predict only).
 
     Bars analysts marked false positive are left out of the forest's training window.
     """
     exclude = qstore.false_positive_times(db, symbol)
-    fitted = fit_models(history, seed=SEED, exclude=exclude, calendar=calendar, with_prophet=False)
+    fitted = fit_models(
+        history,
+        seed=SEED,
+        exclude=exclude,
+        calendar=calendar,
+        with_prophet=False,
+        before=before if (history.index < before).sum() >= 60 else None,
+    )
     doc = qstore.latest_prophet(db, symbol)
     prophet = ProphetModels.from_json(doc["model_json"]) if doc else None
     return SymbolModels(iforest=fitted.iforest, prophet=prophet)
@@ -129,6 +140,7 @@ def build_scores_asset(asset_class: str) -> dg.AssetsDefinition:
         universe = load_universe()
         scored: dict[str, pd.DataFrame] = {}
         unscored: dict[str, int] = {}
+        week = period_starts(pd.DatetimeIndex([lo]))[0]  # the batch's models are its week's
         for symbol in universe.by_asset_class(asset_class):
             frame = repo.read(symbol.name, lo - pd.Timedelta(days=HISTORY_DAYS), hi)
             batch = frame[frame.index >= lo]
@@ -146,7 +158,7 @@ def build_scores_asset(asset_class: str) -> dg.AssetsDefinition:
                 history=history if len(history) else None,
                 thresholds=thresholds,
                 seed=SEED,
-                models=_models(db, symbol.name, fit_on, symbol.calendar),
+                models=_models(db, symbol.name, fit_on, symbol.calendar, week),
                 calendar=symbol.calendar,
             )
         scored = mark_market_events(scored, lambda s: universe.get(s).asset_class)
@@ -260,7 +272,10 @@ def prophet_models(
         history = mongo.bars().read(symbol.name, end - pd.Timedelta(days=config.history_days))
         try:
             models = fit_prophet(
-                history, seed=SEED, exclude=qstore.false_positive_times(db, symbol.name)
+                history,
+                seed=SEED,
+                exclude=qstore.false_positive_times(db, symbol.name),
+                calendar=symbol.calendar,
             )
         except ValueError as exc:
             skipped[symbol.name] = str(exc)

@@ -291,3 +291,124 @@ def next_session_close(calendar: CalendarLike, ts: DateLike) -> pd.Timestamp:
             return pd.Timestamp(cal.next_close(_to_utc(ts))).tz_convert("UTC")
     except xcals.errors.MinuteOutOfBounds as exc:
         raise ValueError(str(exc)) from exc
+
+
+@lru_cache(maxsize=32)
+def _session_table(cal: xcals.ExchangeCalendar) -> tuple[np.ndarray, ...]:
+    """Labels, opens, closes, break starts (-1: none), lengths (int64 ns) and regular length."""
+    labels = pd.DatetimeIndex(cal.sessions).as_unit("ns")
+    opens, closes = session_bounds(cal, labels)
+    b_start_ns = b_end_ns = np.full(len(labels), -1, dtype=np.int64)
+    if cal.has_break:
+        b_start = pd.DatetimeIndex(cal.break_starts.reindex(labels)).as_unit("ns")
+        b_end = pd.DatetimeIndex(cal.break_ends.reindex(labels)).as_unit("ns")
+        none = b_start.isna() | b_end.isna()
+        b_start_ns, b_end_ns = np.where(none, -1, b_start.asi8), np.where(none, -1, b_end.asi8)
+    length = closes.asi8 - opens.asi8 - np.where(b_start_ns >= 0, b_end_ns - b_start_ns, 0)
+    values, counts = np.unique(length, return_counts=True)
+    regular = values[np.argmax(counts)]  # the most common session length
+    return labels.asi8, opens.asi8, closes.asi8, b_start_ns, length, np.array([regular])
+
+
+def bar_session_positions(
+    calendar: CalendarLike, index: pd.DatetimeIndex, *, freq: str = "1D"
+) -> np.ndarray:
+    """Position (among all the calendar's sessions) of the session each bar belongs to.
+
+    A daily bar belongs to the session whose open it sits at, or else to the session labelled
+    with its UTC date (vendors often stamp daily bars at midnight of the session date). An
+    intraday bar belongs to the session open at its start (``open <= ts < close``).
+
+    Args:
+        calendar: Calendar, calendar name or asset class.
+        index: UTC bar timestamps (any order).
+        freq: Bar frequency.
+
+    Returns:
+        int64 positions, consecutive sessions differing by 1.
+
+    Raises:
+        ValueError: If a bar lies in no session of the calendar; the message names the
+            calendar and the first such timestamps.
+    """
+    cal = get_calendar(calendar)
+    labels, opens, closes, *_ = _session_table(cal)
+    stamps = pd.DatetimeIndex(index).tz_convert("UTC").as_unit("ns").asi8
+    if parse_freq(freq) >= pd.Timedelta("1D"):
+        at = np.clip(np.searchsorted(opens, stamps), 0, len(opens) - 1)
+        by_open = opens[at] == stamps
+        day = stamps - stamps % (86_400 * 10**9)
+        at_day = np.clip(np.searchsorted(labels, day), 0, len(labels) - 1)
+        pos = np.where(by_open, at, at_day)
+        ok = by_open | (labels[at_day] == day)
+    else:
+        pos = np.searchsorted(opens, stamps, side="right") - 1
+        ok = (pos >= 0) & (stamps < closes[np.maximum(pos, 0)])
+    if not ok.all():
+        bad = pd.DatetimeIndex(stamps[~ok], tz="UTC")
+        shown = ", ".join(str(ts) for ts in bad[:3])
+        raise ValueError(
+            f"{len(bad)} bar(s) lie outside the sessions of calendar {cal.name!r} "
+            f"(e.g. {shown}; weekends, holidays or outside {CALENDAR_START.date()}.."
+            f"{CALENDAR_END.date()})"
+        )
+    return pos.astype(np.int64)
+
+
+def session_lengths(
+    calendar: CalendarLike, index: pd.DatetimeIndex, *, freq: str = "1D"
+) -> np.ndarray:
+    """Hours of trading each bar covers (early closes and late opens included).
+
+    Daily bars cover their session (close minus open, minus a lunch break); an intraday bar
+    covers the part of ``[ts, ts + freq)`` before its session's close or break.
+
+    Args:
+        calendar: Calendar, calendar name or asset class (24/7 and 24/5 sessions last 24 h).
+        index: UTC bar timestamps.
+        freq: Bar frequency.
+
+    Returns:
+        float64 hours per bar.
+
+    Raises:
+        ValueError: If a bar lies in no session (see :func:`bar_session_positions`).
+    """
+    cal = get_calendar(calendar)
+    _, _, closes, b_start, length, _ = _session_table(cal)
+    pos = bar_session_positions(cal, index, freq=freq)
+    step = parse_freq(freq).value
+    if step >= pd.Timedelta("1D").value:
+        return length[pos] / 3.6e12
+    stamps = pd.DatetimeIndex(index).tz_convert("UTC").as_unit("ns").asi8
+    end = np.minimum(stamps + step, closes[pos])
+    brk = b_start[pos]
+    end = np.where((brk >= 0) & (stamps < brk), np.minimum(end, brk), end)
+    return np.maximum(end - stamps, 0) / 3.6e12
+
+
+def session_fractions(
+    calendar: CalendarLike, index: pd.DatetimeIndex, *, freq: str = "1D"
+) -> np.ndarray:
+    """Each bar's trading time as a fraction of a regular bar of the calendar.
+
+    Daily bars: session length over the calendar's regular (most common) session length, so
+    an XNYS early close (13:00) is 3.5 / 6.5 = 0.54. Intraday bars: the covered part of the
+    bar over ``freq`` (the last bar before an early close or a break may be shorter).
+
+    Args:
+        calendar: Calendar, calendar name or asset class.
+        index: UTC bar timestamps.
+        freq: Bar frequency.
+
+    Returns:
+        float64 fractions in ``(0, 1]`` (above 1 for a session longer than regular).
+
+    Raises:
+        ValueError: If a bar lies in no session (see :func:`bar_session_positions`).
+    """
+    cal = get_calendar(calendar)
+    hours = session_lengths(cal, index, freq=freq)
+    step = parse_freq(freq)
+    full = _session_table(cal)[-1][0] if step >= pd.Timedelta("1D") else step.value
+    return hours / (full / 3.6e12)

@@ -8,6 +8,8 @@ calibration and the measured evaluation.
 
 from __future__ import annotations
 
+from quant_pipelines.quality._jumps import JUMP_BOUNDS, SPLIT_RATIOS
+from quant_pipelines.quality._schedule import ModelSchedule, fit_schedule, period_starts
 from quant_pipelines.quality.calibration import (
     CalibrationTargets,
     calibrate,
@@ -23,6 +25,7 @@ from quant_pipelines.quality.market_events import mark_market_events
 from quant_pipelines.quality.prophet_models import ProphetModels, fit_prophet
 from quant_pipelines.quality.rules import (
     IMPOSSIBLE_RULES,
+    JUMP_RULES,
     RULES,
     SUSPICIOUS_RULES,
     check_rules,
@@ -36,15 +39,19 @@ __all__ = [
     "FEATURE_COLUMNS",
     "IFOREST_FEATURES",
     "IMPOSSIBLE_RULES",
+    "JUMP_BOUNDS",
+    "JUMP_RULES",
     "QUALITY_GOALS",
     "RULES",
     "SCORE_COLUMNS",
     "SEVERITIES",
+    "SPLIT_RATIOS",
     "SUSPICIOUS_RULES",
     "CalibrationTargets",
     "EvaluationReport",
     "EvaluationRun",
     "IForestModel",
+    "ModelSchedule",
     "ProphetModels",
     "QualityGoal",
     "SymbolModels",
@@ -57,8 +64,10 @@ __all__ = [
     "fit_iforest",
     "fit_models",
     "fit_prophet",
+    "fit_schedule",
     "mark_market_events",
     "missing_bar_times",
+    "period_starts",
     "run_evaluation",
     "score_bars",
     "walk_forward_scores",

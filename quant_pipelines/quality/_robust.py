@@ -1,19 +1,68 @@
-"""Causal robust helpers: trailing median/MAD clipping so that one outlier cannot inflate the
-trailing statistics that the next bars are compared with. Private to the quality package."""
+"""Exact trailing-window statistics and causal outlier taming. Private to the quality package.
+
+Every statistic at position ``t`` is computed from the values ``x[t - window + 1 : t + 1]``
+alone, window by window (NaN skipped, NaN when fewer than ``min_count`` values are finite).
+Cumulative-sum or online rolling algorithms give results that differ in the last bits depending
+on where the series starts; here a value depends on its window only, so scoring the same bar
+with a longer or shorter history in front gives bit-identical features (batch independence).
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import numpy as np
-import pandas as pd
+from numpy.lib.stride_tricks import sliding_window_view
 
 MAD_TO_SIGMA = 1.4826
 """Scale factor from the median absolute deviation to a normal standard deviation."""
 
 
-def trailing_median(x: np.ndarray, window: int, *, min_periods: int | None = None) -> np.ndarray:
-    """Median of ``x[t - window + 1 : t + 1]`` (NaN-skipping), NaN before ``min_periods``."""
-    mp = window if min_periods is None else min_periods
-    return pd.Series(x, copy=False).rolling(window, min_periods=mp).median().to_numpy()
+def _windows(x: np.ndarray, window: int) -> np.ndarray:
+    """``(len(x), window)`` view: row ``t`` holds ``x[t - window + 1 : t + 1]`` (NaN-padded)."""
+    values = np.asarray(x, dtype="float64")
+    padded = np.concatenate([np.full(window - 1, np.nan), values])
+    return sliding_window_view(padded, window)
+
+
+def _reduce(
+    x: np.ndarray, window: int, min_count: int, func: Callable[..., np.ndarray], **kwargs: int
+) -> np.ndarray:
+    if len(x) == 0:
+        return np.zeros(0)
+    view = _windows(x, window)
+    count = np.isfinite(view).sum(axis=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
+        out = func(view, axis=1, **kwargs)
+    return np.where(count >= max(min_count, 1), out, np.nan)
+
+
+def trailing_median(x: np.ndarray, window: int, *, min_count: int | None = None) -> np.ndarray:
+    """Median of each trailing window (``min_count`` defaults to ``window``)."""
+    return _reduce(x, window, window if min_count is None else min_count, np.nanmedian)
+
+
+def trailing_mean(x: np.ndarray, window: int, *, min_count: int | None = None) -> np.ndarray:
+    """Mean of each trailing window (``min_count`` defaults to ``window``)."""
+    return _reduce(x, window, window if min_count is None else min_count, np.nanmean)
+
+
+def trailing_std(
+    x: np.ndarray, window: int, *, ddof: int = 0, min_count: int | None = None
+) -> np.ndarray:
+    """Standard deviation of each trailing window (``min_count`` defaults to ``window``)."""
+    mc = window if min_count is None else max(min_count, ddof + 1)
+    return _reduce(x, window, mc, np.nanstd, ddof=ddof)
+
+
+def shift(x: np.ndarray, periods: int = 1) -> np.ndarray:
+    """``x`` moved ``periods`` positions later, NaN in front."""
+    out = np.full(len(x), np.nan)
+    if periods < len(x):
+        out[periods:] = np.asarray(x, dtype="float64")[: len(x) - periods]
+    return out
 
 
 def clip_outliers(
@@ -21,10 +70,11 @@ def clip_outliers(
 ) -> np.ndarray:
     """Tame outliers against the values before them (causal).
 
-    A value more than ``k`` robust sigmas (1.4826 MAD) from the trailing median is replaced by
-    the median plus or minus *one* robust sigma, on its side: it still counts as a move, but
-    an ordinary one, so a spike (and the reversion after it) does not inflate the trailing
-    statistics of the next weeks.
+    A value more than ``k`` robust sigmas (1.4826 MAD) from the trailing median of the
+    ``window`` values before it is replaced by the median plus or minus *one* robust sigma, on
+    its side: it still counts as a move, but an ordinary one, so a spike (and the reversion
+    after it) does not inflate the trailing statistics of the next weeks. The value at ``t``
+    depends on ``x[t - 2 * window : t + 1]`` only.
 
     Args:
         x: Values (NaN allowed; NaN stays NaN).
@@ -36,18 +86,20 @@ def clip_outliers(
     Returns:
         The values with outliers replaced.
     """
-    s = pd.Series(x, copy=False)
-    prev = s.shift(1)
-    mid = prev.rolling(window, min_periods=min_periods).median() if center else 0.0 * prev
-    dev = (prev - mid).abs() if center else prev.abs()
-    scale = MAD_TO_SIGMA * dev.rolling(window, min_periods=min_periods).median()
-    mid_v = np.broadcast_to(np.asarray(mid, dtype="float64"), len(s)).copy()
-    scale_v = scale.to_numpy()
-    out = np.asarray(x, dtype="float64").copy()
-    ok = np.isfinite(mid_v) & np.isfinite(scale_v) & (scale_v > 0) & np.isfinite(out)
-    dev = np.where(ok, out - mid_v, 0.0)
-    outlier = ok & (np.abs(dev) > k * np.where(ok, scale_v, 1.0))
-    out[outlier] = mid_v[outlier] + np.sign(dev[outlier]) * scale_v[outlier]
+    values = np.asarray(x, dtype="float64")
+    prev = shift(values)
+    if center:
+        mid = trailing_median(prev, window, min_count=min_periods)
+        dev = np.abs(prev - mid)
+    else:
+        mid = np.zeros(len(values))
+        dev = np.abs(prev)
+    scale = MAD_TO_SIGMA * trailing_median(dev, window, min_count=min_periods)
+    out = values.copy()
+    ok = np.isfinite(mid) & np.isfinite(scale) & (scale > 0) & np.isfinite(out)
+    diff = np.where(ok, out - mid, 0.0)
+    outlier = ok & (np.abs(diff) > k * np.where(ok, scale, 1.0))
+    out[outlier] = mid[outlier] + np.sign(diff[outlier]) * scale[outlier]
     return out
 
 

@@ -4,9 +4,10 @@ Design (see ``docs/quality.md``):
 
 1. *Out-of-sample scores.* Thresholds are quantiles of scores the detectors gave to bars they
    were not trained on, as in production. :func:`walk_forward_scores` replays history the way
-   the jobs run it: refit every ``refit_every`` bars on the trailing window, then score the
-   next bars by prediction only. (Once the pipeline has run for a while, the scores stored
-   beside the bars are exactly such scores and can be passed to
+   the jobs run it: the models of each refit period (every ``refit_every`` bars, or each week)
+   are fitted on the trailing window before the period and score its bars by prediction
+   only, whatever the number of bars per scoring call. (Once the pipeline has run for a
+   while, the scores stored beside the bars are exactly such scores and can be passed to
    :func:`calibrate_thresholds` directly.)
 2. *Clean sample.* Bars that broke a rule, bars in the features' warm-up and known anomalies
    (``anomalies``: alerts analysts confirmed) are left out. Bars analysts marked *false
@@ -33,9 +34,17 @@ import numpy as np
 import pandas as pd
 
 from quant_pipelines.marketdata.calendars import CalendarLike
+from quant_pipelines.quality._replay import walk_forward_scores
 from quant_pipelines.quality.prophet_models import TRAIN_WINDOW
-from quant_pipelines.quality.scoring import fit_models, score_bars
 from quant_pipelines.quality.severity import Thresholds
+
+__all__ = [
+    "CalibrationTargets",
+    "calibrate",
+    "calibrate_thresholds",
+    "clean_mask",
+    "walk_forward_scores",
+]
 
 DETECTORS: tuple[str, ...] = ("iforest", "prophet_price", "prophet_volume")
 """Score columns that get thresholds, in :class:`Thresholds` order."""
@@ -167,86 +176,6 @@ def calibrate_thresholds(
     return thresholds.with_version(f"{stamp:%Y%m%d}")
 
 
-def walk_forward_scores(
-    bars: pd.DataFrame,
-    *,
-    start: int,
-    refit_every: int = 5,
-    batch: int = 1,
-    train_window: int = TRAIN_WINDOW,
-    thresholds: Thresholds | None = None,
-    seed: int = 0,
-    calendar: CalendarLike | None = None,
-    freq: str = "1D",
-    exclude: pd.DatetimeIndex | None = None,
-    confirmed: pd.DatetimeIndex | None = None,
-    with_prophet: bool = True,
-) -> pd.DataFrame:
-    """Replay history as production runs it: periodic refits, then prediction-only scoring.
-
-    Args:
-        bars: One symbol's bars (sorted or not; duplicates allowed).
-        start: Position (among the sorted distinct timestamps) of the first bar to score;
-            the bars before it are the first training history.
-        refit_every: Bars between refits (5 ≈ weekly for daily equity bars).
-        batch: Bars per scoring call (1 = daily scoring of daily bars).
-        train_window: Training window of each refit.
-        thresholds: Thresholds for the severities (defaults when None).
-        seed: Seed of every fit and of Prophet's sampling.
-        calendar: Calendar of the symbol.
-        freq: Bar frequency.
-        exclude: Timestamps left out of every training window (analyst false positives).
-        confirmed: Timestamps of true anomalies, to simulate the analysts' review: those
-            before ``start`` count as reviewed history, and each later one is left out of the
-            training windows once it has been alerted (warning or above), as an analyst
-            would have confirmed it by the next refit.
-        with_prophet: Fit and score Prophet too.
-
-    Returns:
-        Scores of the rows at or after the ``start``-th timestamp, in the rows' original
-        order (see :func:`~quant_pipelines.quality.score_bars`).
-    """
-    stamps = np.unique(bars.index.asi8)
-    if not 0 < start < len(stamps):
-        raise ValueError(f"start must be within 1..{len(stamps) - 1}, got {start}")
-    keys = bars.index.asi8
-    truth = np.unique(pd.DatetimeIndex([] if confirmed is None else confirmed).asi8)
-    known = set(np.unique(pd.DatetimeIndex([] if exclude is None else exclude).asi8))
-    known |= set(truth[truth < stamps[start]])
-    parts = []
-    models = None
-    next_refit = start
-    for pos in range(start, len(stamps), batch):
-        if models is None or pos >= next_refit:
-            next_refit = pos + refit_every
-            hist = bars[keys < stamps[pos]]
-            models = fit_models(
-                hist.iloc[-(train_window + 80) :],
-                seed=seed,
-                exclude=pd.DatetimeIndex(sorted(known), tz="UTC"),
-                calendar=calendar,
-                freq=freq,
-                window=train_window,
-                with_prophet=with_prophet,
-            )
-        hi = stamps[min(pos + batch, len(stamps)) - 1]
-        block = bars[(keys >= stamps[pos]) & (keys <= hi)]
-        history = bars[keys < stamps[pos]]
-        scored = score_bars(
-            block,
-            history=history,
-            thresholds=thresholds,
-            seed=seed,
-            models=models,
-            calendar=calendar,
-            freq=freq,
-        )
-        alerted = scored.index[scored["severity"].to_numpy() != "info"].asi8
-        known |= set(alerted[np.isin(alerted, truth)])
-        parts.append(scored)
-    return pd.concat(parts)
-
-
 def calibrate(
     history: pd.DataFrame,
     *,
@@ -257,7 +186,7 @@ def calibrate(
     calendar: CalendarLike | None = None,
     freq: str = "1D",
     train_window: int = TRAIN_WINDOW,
-    refit_every: int = 5,
+    refit_every: int | str = 5,
     batch: int = 5,
     with_prophet: bool = True,
 ) -> Thresholds:
@@ -275,9 +204,8 @@ def calibrate(
         calendar: Calendar of the symbol.
         freq: Bar frequency.
         train_window: Training window of each refit.
-        refit_every: Bars between refits.
-        batch: Bars per scoring call (features are causal, so a larger batch is faster and
-            changes little: Prophet's horizon steps and when a stale run is first seen).
+        refit_every: Bars between refits, or a period alias such as ``"W"``.
+        batch: Bars per scoring call (speed only: scores do not depend on it).
         with_prophet: Fit and score Prophet too.
 
     Returns:

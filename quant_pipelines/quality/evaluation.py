@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 
-from quant_pipelines.quality.goals import QUALITY_GOALS, QualityGoal
+from quant_pipelines.quality.goals import QUALITY_GOALS, GoalReport, QualityGoal
 from quant_pipelines.quality.severity import severity_rank
 
 _RUN_KINDS = ("stale_price",)
@@ -33,7 +34,7 @@ _GAP_KINDS = ("missing_bars",)
 
 
 @dataclass(frozen=True)
-class EvaluationReport:
+class EvaluationReport(GoalReport):
     """Results of :func:`evaluate`.
 
     Attributes:
@@ -53,34 +54,7 @@ class EvaluationReport:
     fp_rate_critical: float
     precision: float
 
-    def metric(self, goal: QualityGoal) -> float:
-        """The measured value of a goal's metric."""
-        if goal.metric.startswith("fp_rate"):
-            return float(getattr(self, goal.metric))
-        rows = self.per_kind.loc[self.per_kind.index.intersection(list(goal.kinds))]
-        events = rows["events"].sum()
-        if events == 0:
-            return float("nan")
-        return float((rows[goal.metric] * rows["events"]).sum() / events)
-
-    def goal_results(self, goals: Iterable[QualityGoal] = QUALITY_GOALS) -> pd.DataFrame:
-        """Each goal with its measured value, target and whether it is met."""
-        rows = []
-        for goal in goals:
-            value = self.metric(goal)
-            rows.append(
-                {
-                    "goal": goal.name,
-                    "measured": value,
-                    "target": f"{'>=' if goal.at_least else '<='} {goal.target:g}",
-                    "met": goal.met(value),
-                }
-            )
-        return pd.DataFrame(rows)
-
-    def meets_goals(self, goals: Iterable[QualityGoal] = QUALITY_GOALS) -> bool:
-        """Whether every goal is met."""
-        return bool(self.goal_results(goals)["met"].all())
+    default_goals: ClassVar[tuple[QualityGoal, ...]] = QUALITY_GOALS
 
     def to_markdown(self) -> str:
         """Tables for ``docs/quality.md`` or the CLI."""

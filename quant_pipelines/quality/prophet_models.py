@@ -5,31 +5,43 @@ interval, in interval widths: ``max(0, y - upper, lower - y) / (upper - lower)``
 the interval and 1 one full width beyond it. The symbol's score is the larger of the price and
 the volume score.
 
-Prophet draws its uncertainty samples from NumPy's global generator; scoring seeds it for the
-call and restores the previous state afterwards, so the same model, bars and seed always give
-the same scores.
+The volume model sees volume per full session (volume over the bar's session fraction, from
+the model's calendar), so an early close is not a collapse in volume.
+
+A bar's interval depends only on the model, the seed and the bar (``_prophet_predict``): the
+point forecast is computed bar by bar and the interval width comes from a fixed table per
+horizon step, so a bar scores the same alone or in any batch. Prophet draws its uncertainty
+samples from NumPy's global generator; scoring seeds it and restores the previous state.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import warnings
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from quant_pipelines.quality._prepare import prepare
+from quant_pipelines.marketdata.calendars import CalendarLike, session_fractions
+from quant_pipelines.quality._prepare import prepare, stale_runs
+from quant_pipelines.quality._prophet_predict import (
+    distance,
+    horizon_steps,
+    interval_table,
+    point_forecast,
+    quiet_prophet,
+)
 
 if TYPE_CHECKING:
     from prophet import Prophet
 
-FORMAT_VERSION = 1
-"""Version of the JSON document written by :meth:`ProphetModels.to_json`."""
+FORMAT_VERSION = 2
+"""Version of the JSON document written by :meth:`ProphetModels.to_json` (2 adds the calendar
+and bar frequency; version 1 documents are still read, without session scaling)."""
+
+_READABLE_FORMATS = (1, 2)
 
 TRAIN_WINDOW = 250
 """Default number of trailing usable bars a model is fitted on."""
@@ -43,8 +55,6 @@ UNCERTAINTY_SAMPLES = 200
 MIN_TRAIN = 20
 """Fewest usable bars a model is fitted on."""
 
-_MAX_FILLER = 2000  # filler rows at most (about 8 years of daily steps)
-
 
 def _quiet() -> None:
     """Silence cmdstanpy's per-fit INFO lines and prophet's "plotly not installed" error."""
@@ -54,25 +64,6 @@ def _quiet() -> None:
     for logger in (get_logger(), logging.getLogger("prophet")):
         if logger.getEffectiveLevel() < logging.WARNING:
             logger.setLevel(logging.WARNING)
-
-
-@contextlib.contextmanager
-def _quiet_prophet() -> Iterator[None]:
-    """Hide prophet 1.5's pandas deprecation warnings (its own code, nothing we can fix)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"prophet\.")
-        yield
-
-
-@contextlib.contextmanager
-def _seeded_global_rng(seed: int) -> Iterator[None]:
-    state = np.random.get_state()
-    np.random.seed(seed % (2**32))
-    try:
-        with _quiet_prophet():
-            yield
-    finally:
-        np.random.set_state(state)
 
 
 def _naive(index: pd.DatetimeIndex) -> pd.Series:
@@ -91,7 +82,7 @@ def _fit_one(ds: pd.Series, y: np.ndarray, *, seed: int, width: float, samples: 
         interval_width=width,
         uncertainty_samples=samples,
     )
-    with _quiet_prophet():
+    with quiet_prophet():
         model.fit(pd.DataFrame({"ds": ds.to_numpy(), "y": y}), seed=seed)
     return model
 
@@ -105,18 +96,29 @@ class ProphetModels:
         volume: Model of the log volume (None when the history has no positive volume).
         fitted_through: Timestamp (UTC) of the last training bar.
         n_train: Number of training bars.
+        calendar: Calendar name of the symbol (session scaling of volume), or None.
+        freq: Bar frequency.
     """
 
     price: Prophet
     volume: Prophet | None
     fitted_through: pd.Timestamp
     n_train: int
+    calendar: str | None = None
+    freq: str = "1D"
+    _tables: dict[tuple[str, int], tuple[np.ndarray, np.ndarray]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def to_json(self) -> str:
-        """Serialise with prophet's ``model_to_json`` (for a MongoDB document or GridFS)."""
+        """Serialise with prophet's ``model_to_json`` (for a MongoDB document or GridFS).
+
+        The interval tables computed so far (:func:`fit_prophet` computes its seed's) travel
+        with the models, so the daily job's scoring only computes point forecasts.
+        """
         from prophet.serialize import model_to_json
 
-        with _quiet_prophet():
+        with quiet_prophet():
             price = model_to_json(self.price)
             volume = None if self.volume is None else model_to_json(self.volume)
         return json.dumps(
@@ -126,6 +128,12 @@ class ProphetModels:
                 "volume": volume,
                 "fitted_through": self.fitted_through.isoformat(),
                 "n_train": self.n_train,
+                "calendar": self.calendar,
+                "freq": self.freq,
+                "intervals": [
+                    [which, seed, lower.tolist(), upper.tolist()]
+                    for (which, seed), (lower, upper) in sorted(self._tables.items())
+                ],
             }
         )
 
@@ -140,27 +148,39 @@ class ProphetModels:
 
         _quiet()
         doc: dict[str, Any] = json.loads(text)
-        if doc.get("format") != FORMAT_VERSION:
+        if doc.get("format") not in _READABLE_FORMATS:
             raise ValueError(
                 f"unsupported ProphetModels format {doc.get('format')!r}; "
-                f"expected {FORMAT_VERSION} (refit the models)"
+                f"expected one of {_READABLE_FORMATS} (refit the models)"
             )
-        with _quiet_prophet():
+        with quiet_prophet():
             price = model_from_json(doc["price"])
             volume = None if doc["volume"] is None else model_from_json(doc["volume"])
-        return cls(
+        models = cls(
             price=price,
             volume=volume,
             fitted_through=pd.Timestamp(doc["fitted_through"]),
             n_train=int(doc["n_train"]),
+            calendar=doc.get("calendar"),
+            freq=doc.get("freq", "1D"),
         )
+        for which, seed, lower, upper in doc.get("intervals", []):
+            models._tables[(which, int(seed))] = (np.array(lower), np.array(upper))
+        return models
 
-    def score(self, bars: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    def score(
+        self, bars: pd.DataFrame, *, seed: int = 0, session_fraction: np.ndarray | None = None
+    ) -> pd.DataFrame:
         """Prophet scores of bars (prediction only, no fitting).
+
+        Each bar's score depends on the model, the seed and the bar alone, not on the other
+        bars passed with it.
 
         Args:
             bars: Bars of the symbol (bar schema; duplicates allowed).
             seed: Seed of Prophet's uncertainty sampling.
+            session_fraction: Each row's session fraction (volume is scaled by it); computed
+                from the model's calendar when None (1 without a calendar).
 
         Returns:
             Frame aligned to ``bars`` with ``prophet_price``, ``prophet_volume`` and
@@ -175,59 +195,35 @@ class ProphetModels:
         )
         if len(bars) == 0:
             return out
-        unique = bars[~index.duplicated(keep="first")]
-        ds = _naive(unique.index).to_numpy()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            log_close = np.log(unique["close"].to_numpy(dtype="float64"))
-            log_vol = np.log(unique["volume"].to_numpy(dtype="float64"))
-        with _seeded_global_rng(seed):
-            price = _predict_distance(self.price, ds, log_close)
-            volume = (
-                np.zeros(len(unique))
-                if self.volume is None
-                else _predict_distance(self.volume, ds, log_vol)
+        if session_fraction is None:
+            session_fraction = (
+                np.ones(len(bars))
+                if self.calendar is None
+                else session_fractions(self.calendar, index, freq=self.freq)
             )
-        where = unique.index.get_indexer(index)
-        out["prophet_price"] = price[where]
-        out["prophet_volume"] = volume[where]
+        ds = _naive(index).to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            log_close = np.log(bars["close"].to_numpy(dtype="float64"))
+            log_vol = np.log(bars["volume"].to_numpy(dtype="float64") / session_fraction)
+        out["prophet_price"] = self._distance("price", ds, log_close, seed)
+        if self.volume is not None:
+            out["prophet_volume"] = self._distance("volume", ds, log_vol, seed)
         out["prophet"] = np.maximum(out["prophet_price"], out["prophet_volume"])
         return out
 
+    def interval_tables(self, *, seed: int) -> None:
+        """Compute (and cache) the interval tables of both models for ``seed``."""
+        for which, model in (("price", self.price), ("volume", self.volume)):
+            if model is not None and (which, int(seed)) not in self._tables:
+                self._tables[(which, int(seed))] = interval_table(model, seed=seed)
 
-def _future_rows(model: Prophet, ds: np.ndarray) -> np.ndarray:
-    """The bars' timestamps plus filler steps, so each bar sits at its true horizon.
-
-    Prophet widens the trend uncertainty of a prediction row by row: a lone bar predicted a
-    week after the fit would count as one step ahead. Filler timestamps at the training
-    spacing (skipped where a bar is within half a step) put each bar at the right step.
-    """
-    hist = model.history["ds"]
-    last = hist.iloc[-1].to_datetime64()
-    bars = np.unique(ds)
-    if len(hist) < 2 or bars[-1] <= last:
-        return bars
-    step = (hist.iloc[-1] - hist.iloc[0]).to_timedelta64() / (len(hist) - 1)
-    n = min(int(np.ceil((bars[-1] - last) / step)), _MAX_FILLER)
-    grid = last + step * np.arange(1, n + 1)
-    nearest = np.abs(grid[:, None] - bars[None, :]).min(axis=1)
-    grid = grid[(nearest > step / 2) & (grid < bars[-1])]
-    return np.union1d(bars, grid.astype(bars.dtype))
-
-
-def _predict_distance(model: Prophet, ds: np.ndarray, y: np.ndarray) -> np.ndarray:
-    future = _future_rows(model, ds)
-    forecast = model.predict(pd.DataFrame({"ds": future}))  # sorted by ds
-    at = np.searchsorted(forecast["ds"].to_numpy(), ds)
-    return _distance(forecast.iloc[at], y)
-
-
-def _distance(forecast: pd.DataFrame, y: np.ndarray) -> np.ndarray:
-    upper = forecast["yhat_upper"].to_numpy(dtype="float64")
-    lower = forecast["yhat_lower"].to_numpy(dtype="float64")
-    width = np.maximum(upper - lower, 1e-12)
-    with np.errstate(invalid="ignore"):
-        dist = np.maximum(np.maximum(y - upper, lower - y), 0.0) / width
-    return np.where(np.isfinite(dist), dist, 0.0)
+    def _distance(self, which: str, ds: np.ndarray, y: np.ndarray, seed: int) -> np.ndarray:
+        model = self.price if which == "price" else self.volume
+        self.interval_tables(seed=seed)
+        lower, upper = self._tables[(which, int(seed))]
+        step = horizon_steps(model, ds, len(lower))
+        yhat = point_forecast(model, ds)
+        return distance(y, yhat + lower[step], yhat + upper[step])
 
 
 def fit_prophet(
@@ -238,11 +234,14 @@ def fit_prophet(
     exclude: pd.DatetimeIndex | None = None,
     interval_width: float = INTERVAL_WIDTH,
     uncertainty_samples: int = UNCERTAINTY_SAMPLES,
+    calendar: CalendarLike | None = None,
+    freq: str = "1D",
+    stale_run: int = 5,
 ) -> ProphetModels:
     """Fit a symbol's Prophet models on the trailing usable bars of its history.
 
-    Bars that break a rule (impossible values, duplicates' repeats, stale repeats) and bars
-    in ``exclude`` are left out.
+    Bars with impossible values, every repeat of a stale run and bars in ``exclude`` are
+    left out.
 
     Args:
         history: Bars of the symbol.
@@ -251,21 +250,28 @@ def fit_prophet(
         exclude: Timestamps to leave out (e.g. bars analysts marked false positive).
         interval_width: Prophet's uncertainty interval width.
         uncertainty_samples: Prophet's simulated paths per prediction.
+        calendar: Calendar of the symbol: volume is modelled per full session (early closes
+            scaled up) and scoring does the same.
+        freq: Bar frequency.
+        stale_run: Run of identical closes whose repeats are left out.
 
     Returns:
         The fitted models.
 
     Raises:
-        ValueError: If fewer than :data:`MIN_TRAIN` usable bars remain.
+        ValueError: If fewer than :data:`MIN_TRAIN` usable bars remain, or a bar lies
+            outside the calendar's sessions.
     """
     _quiet()
-    prep = prepare(history)
-    frame = prep.frame[prep.usable]
+    prep = prepare(history, calendar=calendar, freq=freq, stale_run=stale_run)
+    close = np.where(prep.frame_bad, np.nan, prep.frame["close"].to_numpy(dtype="float64"))
+    keep = ~prep.frame_bad & ~stale_runs(close, min_run=stale_run)
     if exclude is not None and len(exclude):
-        frame = frame[~frame.index.isin(pd.DatetimeIndex(exclude))]
-    frame = frame.iloc[-window:]
-    if len(frame) < MIN_TRAIN:
-        raise ValueError(f"need at least {MIN_TRAIN} usable bars to fit Prophet, got {len(frame)}")
+        keep &= ~prep.frame.index.isin(pd.DatetimeIndex(exclude))
+    rows = np.flatnonzero(keep)[-window:]
+    if len(rows) < MIN_TRAIN:
+        raise ValueError(f"need at least {MIN_TRAIN} usable bars to fit Prophet, got {len(rows)}")
+    frame = prep.frame.iloc[rows]
     ds = _naive(frame.index)
     price = _fit_one(
         ds,
@@ -274,7 +280,7 @@ def fit_prophet(
         width=interval_width,
         samples=uncertainty_samples,
     )
-    vol = frame["volume"].to_numpy()
+    vol = frame["volume"].to_numpy() / prep.fraction[rows]
     positive = vol > 0
     volume = None
     if positive.sum() >= MIN_TRAIN:
@@ -285,4 +291,7 @@ def fit_prophet(
             width=interval_width,
             samples=uncertainty_samples,
         )
-    return ProphetModels(price, volume, frame.index[-1], len(frame))
+    name = None if calendar is None else calendar if isinstance(calendar, str) else calendar.name
+    models = ProphetModels(price, volume, frame.index[-1], len(frame), calendar=name, freq=freq)
+    models.interval_tables(seed=seed)
+    return models

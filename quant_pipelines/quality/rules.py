@@ -8,14 +8,25 @@ Rule names (the values of the ``rules`` column of :func:`~quant_pipelines.qualit
   ``high < low``;
 * ``negative_volume`` — volume ``< 0``;
 * ``duplicate_bar`` — the timestamp appears more than once (every row of it is flagged);
-* ``stale_price`` — the bar repeats the previous close inside a run of at least ``stale_run``
-  (default 5) identical closes; the first bar of the run carries the genuine value and is not
-  flagged. The run may start in ``history``;
+* ``price_jump`` — a price is more than ``jump_bound`` times (or less than ``1 / jump_bound``
+  times) the previous usable close (default 3 for equities, see
+  :data:`~quant_pipelines.quality._jumps.JUMP_BOUNDS`), or the close moved by a common split
+  ratio and at least 10 trailing sigmas; the bar after it is judged against the close before
+  the jump too, so a bad print's reversion is not a jump and a new level is flagged once;
+* ``stale_price`` — the run of identical closes up to and including this bar is at least
+  ``stale_run`` (default 5) long: causal, from the bar that makes the run ``stale_run`` long
+  on (earlier bars of the run are never flagged retroactively). The run may start in
+  ``history``;
 * ``missing_bars`` — expected bars of the calendar are missing right before this bar (the gap
   is reported on the first bar after it; needs a calendar);
 * ``zero_volume`` — volume is exactly zero in a session.
 
 The first five are *impossible values* (:data:`IMPOSSIBLE_RULES`): a market cannot print them.
+``price_jump`` (:data:`JUMP_RULES`) is critical too, unless the asset class made the same move
+(see :func:`~quant_pipelines.quality.mark_market_events`). The last three
+(:data:`SUSPICIOUS_RULES`) are feed errors that leave no wrong number in the series (a repeat,
+a gap, no trades) and that a genuine market can produce (a halted stock): warnings, however
+long the run or the gap.
 """
 
 from __future__ import annotations
@@ -24,7 +35,9 @@ import numpy as np
 import pandas as pd
 
 from quant_pipelines.marketdata.calendars import CalendarLike, bar_times
-from quant_pipelines.quality._prepare import Prepared, prepare
+from quant_pipelines.quality._jumps import SPLIT_Z, jump_bound_for, price_jumps
+from quant_pipelines.quality._prepare import Prepared, impossible, prepare
+from quant_pipelines.quality.features import trailing_stats
 
 IMPOSSIBLE_RULES: tuple[str, ...] = (
     "non_positive_price",
@@ -35,11 +48,14 @@ IMPOSSIBLE_RULES: tuple[str, ...] = (
 )
 """Rules whose violation is an impossible value (severity ``critical``)."""
 
+JUMP_RULES: tuple[str, ...] = ("price_jump",)
+"""Rules of a move no genuine bar makes alone (``critical``, unless the asset class shares it)."""
+
 SUSPICIOUS_RULES: tuple[str, ...] = ("stale_price", "missing_bars", "zero_volume")
 """Rules whose violation is a likely feed error (severity ``warning``)."""
 
-RULES: tuple[str, ...] = IMPOSSIBLE_RULES + SUSPICIOUS_RULES
-"""All rule names, impossible values first."""
+RULES: tuple[str, ...] = IMPOSSIBLE_RULES + JUMP_RULES + SUSPICIOUS_RULES
+"""All rule names, most severe first."""
 
 RULE_KINDS: dict[str, str] = {
     "non_positive_price": "non_positive_price",
@@ -47,6 +63,7 @@ RULE_KINDS: dict[str, str] = {
     "inconsistent_ohlc": "ohlc_inconsistency",
     "negative_volume": "ohlc_inconsistency",
     "duplicate_bar": "duplicate_bar",
+    "price_jump": "price_jump",
     "stale_price": "stale_price",
     "missing_bars": "missing_bars",
     "zero_volume": "zero_volume",
@@ -54,15 +71,25 @@ RULE_KINDS: dict[str, str] = {
 """Anomaly kind (as in ``SyntheticSource`` labels) that each rule detects."""
 
 
-def rule_flags(prep: Prepared) -> pd.DataFrame:
+def rule_flags(
+    prep: Prepared,
+    *,
+    sigma: np.ndarray | None = None,
+    jump_bound: float | None = None,
+    split_z: float = SPLIT_Z,
+) -> pd.DataFrame:
     """Boolean rule columns for a prepared batch (one row per batch row, original order).
 
     Args:
         prep: Output of :func:`quant_pipelines.quality._prepare.prepare`.
+        sigma: Trailing volatility per frame row (computed when None).
+        jump_bound: Largest genuine one-bar price ratio (equity default when None).
+        split_z: Trailing sigmas from which a split-ratio move within the bound is a jump.
 
     Returns:
-        Frame indexed like the batch with one bool column per rule in :data:`RULES` and an
-        int column ``gap_before`` (expected bars missing right before the bar).
+        Frame indexed like the batch with one bool column per rule in :data:`RULES`, an int
+        column ``gap_before`` (expected bars missing right before the bar) and a bool column
+        ``possible_split`` (the jump matches a common split ratio).
     """
     bars = prep.bars
     at = prep.row_to_frame
@@ -72,11 +99,17 @@ def rule_flags(prep: Prepared) -> pd.DataFrame:
         gaps[1:] = np.maximum(np.floor(steps - 1.0 + 1e-9), 0).astype(np.int64)
     out = {name: prep.value_bad[name] for name in IMPOSSIBLE_RULES if name in prep.value_bad}
     out["duplicate_bar"] = bars.index.duplicated(keep=False)
+    sigma = trailing_stats(prep)["sigma"] if sigma is None else sigma
+    bound = jump_bound_for(None) if jump_bound is None else jump_bound
+    jump, split = price_jumps(prep, sigma, bound=bound, split_z=split_z)
+    jump &= ~impossible(prep.value_bad)
+    out["price_jump"] = jump
     out["stale_price"] = prep.stale[at]
     out["missing_bars"] = gaps[at] > 0
     out["zero_volume"] = prep.value_bad["zero_volume"]
     frame = pd.DataFrame({name: np.asarray(out[name], dtype=bool) for name in RULES})
     frame["gap_before"] = gaps[at]
+    frame["possible_split"] = jump & split
     frame.index = bars.index
     return frame
 
@@ -88,22 +121,33 @@ def check_rules(
     calendar: CalendarLike | None = None,
     freq: str = "1D",
     stale_run: int = 5,
+    jump_bound: float | None = None,
+    symbol: str | None = None,
 ) -> pd.DataFrame:
     """Check a batch of one symbol's bars against the data-error rules.
 
     Args:
         bars: The batch (any order; duplicate rows are kept and flagged).
-        history: Earlier bars, so that stale runs and gaps can start before the batch.
-        calendar: Calendar, calendar name or asset class; enables ``missing_bars``.
+        history: Earlier bars, so that stale runs, jumps and gaps can start before the batch.
+        calendar: Calendar, calendar name or asset class; enables ``missing_bars`` and sets
+            the default ``jump_bound`` of its asset class.
         freq: Bar frequency.
-        stale_run: Minimum number of identical closes that makes a stale run.
+        stale_run: Number of identical closes that makes a stale run.
+        jump_bound: Largest genuine one-bar price ratio (default: the calendar's asset class).
+        symbol: Named in error messages.
 
     Returns:
-        Frame aligned to ``bars`` with one bool column per rule, ``gap_before`` and
-        ``rules`` (the list of rule names broken by each row).
+        Frame aligned to ``bars`` with one bool column per rule, ``gap_before``,
+        ``possible_split`` and ``rules`` (the list of rule names broken by each row).
+
+    Raises:
+        ValueError: If a bar lies outside the calendar's sessions.
     """
-    prep = prepare(bars, history=history, calendar=calendar, freq=freq, stale_run=stale_run)
-    flags = rule_flags(prep)
+    prep = prepare(
+        bars, history=history, calendar=calendar, freq=freq, stale_run=stale_run, symbol=symbol
+    )
+    bound = jump_bound_for(calendar) if jump_bound is None else jump_bound
+    flags = rule_flags(prep, jump_bound=bound)
     flags["rules"] = rules_list(flags)
     return flags
 

@@ -4,18 +4,20 @@ The mapping (documented in ``docs/quality.md``):
 
 * **critical** — an impossible value (any rule of
   :data:`~quant_pipelines.quality.rules.IMPOSSIBLE_RULES`: non-positive or non-finite price,
-  inconsistent OHLC, negative volume, duplicate bar), or a statistical outlier on which *both*
+  inconsistent OHLC, negative volume, duplicate bar), a ``price_jump`` (a one-bar move beyond
+  the asset class's bound, or a split-ratio move), or a statistical outlier on which *both*
   detectors agree far beyond their thresholds: ``iforest >= iforest_critical`` **and** one of
   the Prophet models beyond its critical threshold (``prophet_price >= prophet_price_critical``
   or ``prophet_volume >= prophet_volume_critical``);
-* **warning** — a likely feed error (stale run, missing bars, zero volume), or a statistical
+* **warning** — a likely feed error (stale run, missing bars, zero volume: never critical, as
+  they leave no wrong number in the series and a halted market produces them), or a statistical
   outlier on *either* detector: the Isolation Forest or one of the two Prophet models at or
   above its warning threshold;
 * **info** — everything else (the bar is scored and stored, nothing is raised).
 
-A ``market_event`` (a move shared by many symbols of one asset class) lowers the *statistical*
-level by one step (critical → warning → info); a rule's level is never lowered. Bars in the
-features' warm-up get no statistical level.
+A ``market_event`` (a move shared across the asset class) is ``info``: it clears the
+*statistical* level and a ``price_jump`` the class shares; the other rules keep their level.
+Bars in the features' warm-up, or without fitted models, get no statistical level.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from quant_pipelines.quality.rules import IMPOSSIBLE_RULES, SUSPICIOUS_RULES
+from quant_pipelines.quality.rules import IMPOSSIBLE_RULES, JUMP_RULES, SUSPICIOUS_RULES
 
 SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
 """Severity levels, lowest first (the position is the numeric level)."""
@@ -105,10 +107,24 @@ DEFAULT_THRESHOLDS = Thresholds(
 
 
 def rule_level(rules: pd.DataFrame) -> np.ndarray:
-    """Level implied by the rule columns: 2 for an impossible value, 1 for a feed error."""
+    """Level of the rules a market event cannot lower: 2 for an impossible value, 1 for a feed
+    error (``price_jump`` is :func:`jump_level`)."""
     impossible = rules[list(IMPOSSIBLE_RULES)].to_numpy(dtype=bool).any(axis=1)
     suspicious = rules[list(SUSPICIOUS_RULES)].to_numpy(dtype=bool).any(axis=1)
     return np.where(impossible, 2, np.where(suspicious, 1, 0))
+
+
+def jump_level(rules: pd.DataFrame) -> np.ndarray:
+    """Level of the ``price_jump`` rule: 2 where it fired (lowered only by a market event)."""
+    return np.where(rules[list(JUMP_RULES)].to_numpy(dtype=bool).any(axis=1), 2, 0)
+
+
+def rule_name_levels(rules: pd.Series | list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """``(rule_level, jump_level)`` from lists of rule names (a score frame's ``rules``)."""
+    impossible, jumps, suspicious = set(IMPOSSIBLE_RULES), set(JUMP_RULES), set(SUSPICIOUS_RULES)
+    fixed = [2 if impossible & set(r) else 1 if suspicious & set(r) else 0 for r in rules]
+    jump = [2 if jumps & set(r) else 0 for r in rules]
+    return np.array(fixed, dtype=np.int64), np.array(jump, dtype=np.int64)
 
 
 def detector_flags(
@@ -149,13 +165,32 @@ def statistical_level(
 
 
 def combine_levels(
-    rule: np.ndarray, statistical: np.ndarray, *, market_event: np.ndarray | None = None
+    rule: np.ndarray,
+    statistical: np.ndarray,
+    *,
+    market_event: np.ndarray | None = None,
+    jump: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The bar's level: the higher of the two, after a market event lowers the statistical one."""
-    stat = np.asarray(statistical)
+    """The bar's level: the highest of the rule, jump and statistical levels.
+
+    A market event clears the statistical and the jump level (the move is the market's); the
+    other rules keep theirs.
+
+    Args:
+        rule: :func:`rule_level`.
+        statistical: :func:`statistical_level`.
+        market_event: Bars whose move the asset class shares.
+        jump: :func:`jump_level` (none when None).
+
+    Returns:
+        Levels 0-2.
+    """
+    movable = np.asarray(statistical)
+    if jump is not None:
+        movable = np.maximum(movable, np.asarray(jump))
     if market_event is not None:
-        stat = np.where(np.asarray(market_event, dtype=bool), np.maximum(stat - 1, 0), stat)
-    return np.maximum(np.asarray(rule), stat)
+        movable = np.where(np.asarray(market_event, dtype=bool), 0, movable)
+    return np.maximum(np.asarray(rule), movable)
 
 
 def level_names(levels: np.ndarray) -> np.ndarray:

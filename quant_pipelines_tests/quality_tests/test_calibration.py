@@ -97,9 +97,24 @@ def test_false_positives_leave_the_training_window(aapl: pd.DataFrame) -> None:
 def test_walk_forward_replays_prediction_only_scoring(aapl: pd.DataFrame) -> None:
     scores = walk_forward_scores(aapl, start=200, refit_every=40, batch=20, seed=1)
     assert scores.index.equals(aapl.index[200:])
-    models = fit_models(aapl.iloc[:200].iloc[-330:], seed=1, window=250)
-    first = score_bars(aapl.iloc[200:220], history=aapl.iloc[:200], models=models, seed=1)
-    pd.testing.assert_frame_equal(scores.iloc[:20], first)
+    models = fit_models(aapl.iloc[:200], seed=1, window=250)
+    first = score_bars(aapl.iloc[200:240], history=aapl.iloc[:200], models=models, seed=1)
+    pd.testing.assert_frame_equal(scores.iloc[:40], first)
+    later = fit_models(aapl, seed=1, before=aapl.index[240])
+    second = score_bars(aapl.iloc[240:280], history=aapl.iloc[:240], models=later, seed=1)
+    pd.testing.assert_frame_equal(scores.iloc[40:80], second)
+
+
+def test_walk_forward_weekly_refits(aapl: pd.DataFrame) -> None:
+    scores = walk_forward_scores(
+        aapl, start=250, refit_every="W", batch=3, seed=1, with_prophet=False
+    )
+    monday = aapl.index[aapl.index.day_of_week == 0]
+    week = monday[monday > aapl.index[255]][0]
+    models = fit_models(aapl, seed=1, before=week.normalize(), with_prophet=False)
+    rows = (aapl.index >= week) & (aapl.index < week + pd.Timedelta("5D"))
+    expected = score_bars(aapl[rows], history=aapl[aapl.index < week], models=models, seed=1)
+    pd.testing.assert_frame_equal(scores[rows[250:]], expected)
 
 
 @pytest.mark.slow

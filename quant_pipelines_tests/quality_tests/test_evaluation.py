@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from quant_pipelines.quality import QUALITY_GOALS, evaluate
+from quant_pipelines.quality._eval_real import evaluate_real
+from quant_pipelines.quality.harness import early_close_times
 
 IDX = pd.date_range("2024-01-01", periods=20, freq="D", tz="UTC", name="ts")
 
@@ -88,3 +90,69 @@ def test_goals() -> None:
     assert report.meets_goals(QUALITY_GOALS[:3])
     text = report.to_markdown()
     assert "price_spike" in text and "**no**" in text
+
+
+def test_real_data_matching_rules() -> None:
+    """Stale runs from their 5th close, gaps on the next bar, precision, early closes."""
+    corrupted = scores(
+        {
+            2: ("critical", "price_spike"),  # planted x10: caught at critical
+            3: ("warning", "price_spike"),  # its reversion: a clean bar, alerted
+            8: ("warning", "missing_bars"),  # carries the dropped session 7
+            13: ("warning", "stale_price"),  # labels 11..16 = closes 2..7 of a run from 10
+            14: ("warning", "stale_price"),
+            15: ("warning", "stale_price"),
+            16: ("warning", "stale_price"),
+            19: ("critical", "non_positive_price"),  # clean bar at critical
+        },
+        drop=(7,),
+    )
+    lab = labels(
+        (2, "price_x10"),
+        (7, "dropped_session"),
+        *[(i, "stale_run") for i in range(11, 17)],
+        (5, "zero_volume"),
+    )
+    clean = scores({4: ("warning", "price_spike"), 9: ("critical", "price_spike")})
+    report = evaluate_real({"X": clean}, {"X": (corrupted, lab)}, early_closes={"X": IDX[[4, 6]]})
+    pk = report.per_kind
+    assert pk.loc["price_x10", "recall_critical"] == 1.0
+    assert pk.loc["price_x10", "alerts_after"] == 1
+    assert pk.loc["dropped_session", "recall_warning"] == 1.0
+    assert pk.loc["stale_run", "events"] == 1
+    assert pk.loc["stale_run", "recall_warning"] == 1.0  # closes 2-4 need no flag
+    assert pk.loc["zero_volume", "recall_warning"] == 0.0
+    assert report.corrupted_bars == 19 and report.corrupted_clean_bars == 19 - 9
+    assert report.precision_critical == pytest.approx(1 / 2)
+    assert report.precision_warning == pytest.approx(6 / 8)
+    assert report.alerts.loc["price_spike", "precision_warning"] == pytest.approx(1 / 2)
+    assert report.fp_rate_warning == pytest.approx(2 / 20)
+    assert report.fp_rate_critical == pytest.approx(1 / 20)
+    assert (report.early_closes, report.early_closes_flagged) == (2, 1)
+    goals = report.goal_results().set_index("goal")["met"]
+    assert not goals["early closes flagged (clean bars)"]
+    assert goals["x10 price detected at critical"]
+    assert not goals["zero volume detected at warning+"]
+    assert "**not met**" in report.to_markdown()
+    assert report.to_dict()["goals"][0]["measured"] == pytest.approx(0.1)
+
+
+def test_real_data_stale_run_needs_every_bar_from_its_fifth_close() -> None:
+    lab = labels(*[(i, "stale_run") for i in range(11, 17)])
+    for missing in (14, 16):
+        flagged = {i: ("warning", "stale_price") for i in range(14, 17) if i != missing}
+        report = evaluate_real({"X": scores({})}, {"X": (scores(flagged), lab)})
+        assert report.per_kind.loc["stale_run", "recall_warning"] == 0.0
+    early = {i: ("warning", "stale_price") for i in range(11, 14)}
+    report = evaluate_real({"X": scores({})}, {"X": (scores(early), lab)})
+    assert report.per_kind.loc["stale_run", "recall_warning"] == 0.0
+    assert report.precision_warning == 1.0  # the early flags belong to the run
+
+
+def test_early_close_times_of_xnys() -> None:
+    index = pd.DatetimeIndex(["2012-06-01 13:30", "2012-12-31 14:30"], tz="UTC")
+    early = early_close_times("XNYS", index)
+    dates = sorted({ts.strftime("%Y-%m-%d") for ts in early})
+    assert dates == ["2012-07-03", "2012-11-23", "2012-12-24"]
+    assert pd.Timestamp("2012-11-23 14:30", tz="UTC") in early  # the session open
+    assert pd.Timestamp("2012-11-23", tz="UTC") in early  # a date-only file's stamp

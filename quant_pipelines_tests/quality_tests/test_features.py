@@ -15,7 +15,7 @@ FEATURES = build_features(BARS)
 
 
 def test_columns_and_alignment() -> None:
-    assert list(FEATURES.columns) == [*FEATURE_COLUMNS, "warmup"]
+    assert list(FEATURES.columns) == [*FEATURE_COLUMNS, "warmup", "session_fraction"]
     assert FEATURES.index.equals(BARS.index)
     assert FEATURES["warmup"].iloc[:20].all()
     assert not FEATURES["warmup"].iloc[30:].any()
@@ -86,3 +86,27 @@ def test_missing_bars_widen_the_expected_move(source) -> None:
     assert abs(with_cal.loc[ts, "ret_z"]) == abs(without.loc[ts, "ret_z"]) / 2 or np.isclose(
         abs(with_cal.loc[ts, "ret_z"]) * 2, abs(without.loc[ts, "ret_z"])
     )
+
+
+def test_a_long_history_is_cut_without_changing_any_feature() -> None:
+    """Features of a batch are bit-identical with all of history or only its needed tail."""
+    bars = make_bars(700, seed=8)
+    rng = np.random.default_rng(8)
+    bursts = rng.choice(700, 120, replace=False)  # outliers that the robust windows tame
+    bars.iloc[bursts, 4] *= rng.uniform(3.0, 30.0, 120)
+    bars.iloc[bursts[:60], 1] *= rng.uniform(1.02, 1.1, 60)
+    bars.iloc[300:320, :4] = bars["close"].iloc[299]  # a long stale run inside the history
+    bars.iloc[400, 3] = -1.0  # and an impossible value
+    full = build_features(bars)
+    for cut in (0, 200, 350, 450):
+        part = build_features(bars.iloc[600:], history=bars.iloc[cut:600])
+        pd.testing.assert_frame_equal(part, full.iloc[600:], check_exact=True)
+
+
+def test_stale_repeats_enter_the_statistics_until_the_run_is_stale() -> None:
+    """Causal: repeats 2-4 of a run were ordinary bars when they came; later ones are not."""
+    bars = BARS.copy()
+    bars.iloc[60:68, :4] = bars["close"].iloc[59]  # 9 identical closes from bar 59
+    grown = build_features(bars)
+    prefix = build_features(bars.iloc[:63])
+    pd.testing.assert_frame_equal(grown.iloc[:63], prefix)

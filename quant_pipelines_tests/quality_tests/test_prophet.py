@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant_pipelines.marketdata.calendars import bar_times, session_fractions
 from quant_pipelines.quality import ProphetModels, fit_prophet
 
 
@@ -20,7 +21,8 @@ def models(aapl: pd.DataFrame) -> ProphetModels:
 def test_json_round_trip_scores_identically(models: ProphetModels, aapl: pd.DataFrame) -> None:
     text = models.to_json()
     doc = json.loads(text)
-    assert doc["format"] == 1 and doc["n_train"] == 200
+    assert doc["format"] == 2 and doc["n_train"] == 200
+    assert [entry[:2] for entry in doc["intervals"]] == [["price", 0], ["volume", 0]]
     loaded = ProphetModels.from_json(text)
     assert loaded.fitted_through == aapl.index[199]
     new = aapl.iloc[200:210]
@@ -73,6 +75,46 @@ def test_non_positive_and_duplicate_rows(models: ProphetModels, aapl: pd.DataFra
 def test_excluded_bars_are_left_out(aapl: pd.DataFrame) -> None:
     fitted = fit_prophet(aapl.iloc[:60], exclude=aapl.index[10:20], uncertainty_samples=20)
     assert fitted.n_train == 50
+
+
+def test_version_1_documents_are_still_read(models: ProphetModels, aapl: pd.DataFrame) -> None:
+    doc = json.loads(models.to_json())
+    doc["format"] = 1
+    del doc["calendar"], doc["freq"], doc["intervals"]
+    old = ProphetModels.from_json(json.dumps(doc))
+    assert old.calendar is None
+    pd.testing.assert_frame_equal(old.score(aapl.iloc[200:203]), models.score(aapl.iloc[200:203]))
+
+
+def test_a_bar_scores_the_same_alone_or_in_any_batch(
+    models: ProphetModels, aapl: pd.DataFrame
+) -> None:
+    batch = aapl.iloc[200:215]
+    together = models.score(batch, seed=2)
+    for i in (0, 7, 14):
+        pd.testing.assert_frame_equal(
+            models.score(batch.iloc[i : i + 1], seed=2), together.iloc[i : i + 1]
+        )
+    pd.testing.assert_frame_equal(models.score(batch.iloc[::-1], seed=2), together.iloc[::-1])
+
+
+def test_volume_model_scales_early_closes() -> None:
+    times = bar_times("XNYS", "2022-06-01", "2022-12-30")
+    rng = np.random.default_rng(4)
+    close = 100.0 * np.exp(np.cumsum(rng.normal(0, 0.01, len(times))))
+    fraction = session_fractions("XNYS", times)
+    volume = 1e6 * np.exp(rng.normal(0, 0.05, len(times))) * fraction  # half-days trade half
+    bars = pd.DataFrame(
+        {"open": close, "high": close * 1.01, "low": close * 0.99, "close": close},
+        index=times,
+    ).assign(volume=volume)
+    early = np.flatnonzero(fraction < 1)[0]  # 2022-11-25, a 13:00 close
+    fitted = fit_prophet(bars.iloc[:early], calendar="XNYS", uncertainty_samples=50)
+    day = bars.iloc[early : early + 1]
+    assert fitted.score(day)["prophet_volume"].iloc[0] == 0.0
+    assert fitted.score(day, session_fraction=np.ones(1))["prophet_volume"].iloc[0] > 1.0
+    unscaled = fit_prophet(bars.iloc[:early], uncertainty_samples=50)  # no calendar
+    assert unscaled.score(day)["prophet_volume"].iloc[0] > 1.0
 
 
 def test_unknown_format_is_rejected(models: ProphetModels) -> None:

@@ -60,24 +60,32 @@ def test_duplicate_rows_all_flagged_and_aligned() -> None:
     assert flags["duplicate_bar"].tolist() == [False] * 3 + [True, True] + [False] * 6
 
 
-def test_stale_run_flags_repeats_only_from_five_identical_closes() -> None:
+def test_stale_run_is_flagged_from_the_bar_that_makes_it_five_long() -> None:
     bars = make_bars(30)
     frozen = bars["close"].iloc[9]
-    for i in range(10, 14):  # bar 9 is genuine, 10..13 repeat it: 5 identical closes
+    for i in range(10, 16):  # bar 9 is genuine, 10..15 repeat it: 7 identical closes
         bars.iloc[i, :4] = frozen
     flags = check_rules(bars)
-    assert flags.index[flags["stale_price"]].tolist() == list(bars.index[10:14])
-    bars.iloc[13, bars.columns.get_loc("close")] = frozen * 1.01  # only 4 identical closes
+    assert flags.index[flags["stale_price"]].tolist() == list(bars.index[13:16])
+    bars.iloc[13, bars.columns.get_loc("close")] = frozen * 1.01  # runs of 4 and 3 closes
     assert not check_rules(bars)["stale_price"].any()
+
+
+def test_stale_flags_never_change_with_later_bars() -> None:
+    bars = make_bars(30)
+    bars.iloc[10:17, :4] = bars["close"].iloc[9]  # 8 identical closes
+    full = check_rules(bars)["stale_price"]
+    for end in range(10, 30):
+        pd.testing.assert_series_equal(check_rules(bars.iloc[:end])["stale_price"], full[:end])
 
 
 def test_stale_run_may_start_in_history() -> None:
     bars = make_bars(30)
-    frozen = bars["close"].iloc[19]
-    bars.iloc[20:24, :4] = frozen
-    flags = check_rules(bars.iloc[22:], history=bars.iloc[:22])
-    assert flags["stale_price"].iloc[:2].all()
-    assert not flags["stale_price"].iloc[2:].any()
+    frozen = bars["close"].iloc[17]
+    bars.iloc[18:24, :4] = frozen  # 7 identical closes, the 5th at bar 21
+    flags = check_rules(bars.iloc[20:], history=bars.iloc[:20])
+    assert flags["stale_price"].tolist()[:5] == [False, True, True, True, False]
+    assert not flags["stale_price"].iloc[5:].any()
 
 
 def test_missing_bars_flag_the_bar_after_the_gap(source) -> None:

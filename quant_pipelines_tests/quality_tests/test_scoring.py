@@ -58,6 +58,18 @@ def test_price_spike_is_at_least_a_warning(aapl: pd.DataFrame, aapl_models: Symb
     assert "iforest" in out["flags"].iloc[2]
 
 
+def test_volume_bursts_and_drops_are_told_apart(
+    aapl: pd.DataFrame, aapl_models: SymbolModels
+) -> None:
+    batch = aapl.iloc[250:255].copy()
+    batch.iloc[1, 4] /= 30
+    batch.iloc[3, 4] *= 30
+    out = score_bars(batch, history=aapl.iloc[:250], models=aapl_models)
+    assert out["volume_z"].iloc[1] < -5 < 5 < out["volume_z"].iloc[3]
+    assert out["kind"].iloc[[1, 3]].tolist() == ["volume_drop", "volume_burst"]
+    assert (out["severity"].iloc[[1, 3]] != "info").all()
+
+
 def test_unsorted_input_keeps_its_order(aapl: pd.DataFrame, aapl_models: SymbolModels) -> None:
     batch = aapl.iloc[250:260]
     shuffled = batch.iloc[[3, 0, 9, 5, 1, 2, 8, 7, 6, 4]]
@@ -71,9 +83,27 @@ def test_fits_from_history_or_from_the_bars_themselves(aapl: pd.DataFrame) -> No
     a = score_bars(aapl.iloc[150:155], history=aapl.iloc[:150], seed=4)
     b = score_bars(aapl.iloc[150:155], history=aapl.iloc[:150], seed=4)
     pd.testing.assert_frame_equal(a, b)  # same inputs and seed: identical
-    alone = score_bars(aapl.iloc[:120], seed=0)
+    assert not a["warmup"].any() and (a["prophet"] > 0).any()
+    alone = score_bars(aapl.iloc[:120], seed=0)  # each week fitted on the bars before it
     assert alone.index.equals(aapl.index[:120])
-    assert alone["warmup"].iloc[:20].all() and not alone["warmup"].iloc[30:].any()
+    warm = alone["warmup"].to_numpy()
+    first = int(np.argmin(warm))
+    assert warm[:first].all() and not warm[first:].any()
+    assert 45 <= first <= 60  # the forest needs 30 featured bars, the features 21 bars
+    assert alone["warmup_reason"].iloc[0].startswith("warm-up: the trailing statistics")
+    assert "Isolation Forest" in alone["warmup_reason"].iloc[first - 1]
+    assert (alone["warmup_reason"].iloc[first:] == "").all()
+
+
+def test_too_little_history_is_scored_by_the_rules_only(aapl: pd.DataFrame) -> None:
+    bars = aapl.iloc[:25].copy()
+    bars.iloc[22, 3] = -1.0
+    out = score_bars(bars, calendar="XNYS")
+    assert out["warmup"].all()
+    assert (out["statistical_level"] == 0).all() and (out["iforest"] == 0).all()
+    assert out["severity"].iloc[22] == "critical" and out["kind"].iloc[22] == "non_positive_price"
+    assert (out["severity"].drop(index=out.index[22]) == "info").all()
+    assert out["warmup_reason"].iloc[24].startswith("no models for the period from")
 
 
 def test_package_stays_pure() -> None:

@@ -9,8 +9,10 @@ import pytest
 from quant_pipelines.quality import RULES, SEVERITIES, Thresholds
 from quant_pipelines.quality.severity import (
     combine_levels,
+    jump_level,
     level_names,
     rule_level,
+    rule_name_levels,
     severity_rank,
     statistical_level,
 )
@@ -57,6 +59,7 @@ def test_warmup_has_no_statistical_level() -> None:
         ("inconsistent_ohlc", 2),
         ("negative_volume", 2),
         ("duplicate_bar", 2),
+        ("price_jump", 0),  # critical through jump_level, which a market event may clear
         ("stale_price", 1),
         ("missing_bars", 1),
         ("zero_volume", 1),
@@ -65,14 +68,19 @@ def test_warmup_has_no_statistical_level() -> None:
 def test_rule_mapping(rule: str, expected: int) -> None:
     flags = pd.DataFrame({name: [name == rule] for name in RULES})
     assert rule_level(flags)[0] == expected
+    assert jump_level(flags)[0] == (2 if rule == "price_jump" else 0)
+    fixed, jump = rule_name_levels([[rule]])
+    assert (fixed[0], jump[0]) == (expected, jump_level(flags)[0])
 
 
-def test_market_event_lowers_statistics_not_rules() -> None:
-    rule = np.array([2, 0, 0, 1])
-    stat = np.array([2, 2, 1, 2])
-    event = np.array([True, True, True, True])
-    assert combine_levels(rule, stat, market_event=event).tolist() == [2, 1, 0, 1]
-    assert combine_levels(rule, stat).tolist() == [2, 2, 1, 2]
+def test_market_event_clears_statistics_and_jumps_not_rules() -> None:
+    rule = np.array([2, 0, 0, 1, 0])
+    stat = np.array([2, 2, 1, 2, 0])
+    jump = np.array([0, 0, 0, 0, 2])
+    event = np.array([True, True, True, True, True])
+    assert combine_levels(rule, stat, market_event=event, jump=jump).tolist() == [2, 0, 0, 1, 0]
+    assert combine_levels(rule, stat, jump=jump).tolist() == [2, 2, 1, 2, 2]
+    assert combine_levels(rule, stat, market_event=~event).tolist() == [2, 2, 1, 2, 0]
 
 
 def test_names_round_trip() -> None:
