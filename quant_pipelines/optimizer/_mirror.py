@@ -6,8 +6,8 @@ the optimisation never waits on the database. The writer batches what arrives wi
 progress is written (so the study document lags the study by at most about that much).
 Writes that fail (a MongoDB outage) are logged: the end of every run computes the study's
 overfitting statistics and re-writes what was not written plus every complete and pruned trial
-with its final deflated Sharpe ratio, and only that final write may fail the run. A resumed run first re-writes every
-trial of the study.
+with its final deflated Sharpe ratio, and only that final write may fail the run. A resumed
+run first re-writes every trial of the study.
 """
 
 from __future__ import annotations
