@@ -190,7 +190,11 @@ class Evaluator:
     def in_sample_returns(self, params: Mapping[str, Any]) -> np.ndarray:
         """The IS bar returns of ``params`` (bar 0 left out), averaged over symbols on the
         union of their sessions (a symbol without a bar that day counts 0)."""
-        targets = self.targets(params)
+        return self.returns_of(self.targets(params))
+
+    def returns_of(self, targets: Mapping[str, np.ndarray]) -> np.ndarray:
+        """The IS bar returns of given target exposures per symbol (whole history arrays),
+        averaged as in :meth:`in_sample_returns`."""
         series = [self._run(d, targets[d.symbol], 0, d.split).returns.iloc[1:] for d in self.data]
         if len(series) == 1:
             return series[0].to_numpy()

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from quant_pipelines.backtest import run_backtest
 from quant_pipelines.optimizer.dsr import (
@@ -101,16 +100,7 @@ class StudyStatistics:
 
 def benchmark_returns(evaluator: Evaluator) -> np.ndarray:
     """Buy-and-hold's in-sample bar returns (bar 0 left out), averaged over symbols."""
-    rows = []
-    for d in evaluator.data:
-        bars = d.bars.iloc[: d.split]
-        res = run_backtest(
-            bars, np.ones(len(bars)), costs=evaluator.costs, periods_per_year=d.periods_per_year
-        )
-        rows.append(res.returns.iloc[1:])
-    if len(rows) == 1:
-        return rows[0].to_numpy()
-    return pd.concat(rows, axis=1).fillna(0.0).mean(axis=1).to_numpy()
+    return evaluator.returns_of({d.symbol: np.ones(len(d.bars)) for d in evaluator.data})
 
 
 def buy_and_hold_sharpe(evaluator: Evaluator, *, holdout: bool) -> float | None:
