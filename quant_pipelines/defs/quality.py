@@ -24,9 +24,8 @@ from quant_pipelines.quality import (
     mark_market_events,
     period_starts,
     score_bars,
-    walk_forward_scores,
 )
-from quant_pipelines.quality.calibration import calibrate_thresholds
+from quant_pipelines.services.calibration import recalibrate
 from quant_pipelines.settings import load_settings
 from quant_pipelines.storage import quality as qstore
 from quant_pipelines.storage.anomaly_workflow import false_positive_rate, time_to_resolution
@@ -307,38 +306,34 @@ def prophet_models(
 def anomaly_thresholds(
     context: dg.AssetExecutionContext, config: QualityModelsConfig, mongo: MongoResource
 ) -> dg.MaterializeResult:
-    """Thresholds calibrated weekly on clean history to meet the target alert rates."""
-    db = mongo.get_db()
+    """Thresholds calibrated weekly on clean history to meet the target alert rates.
+
+    Both detectors are replayed out of sample with the analysts' verdicts from MongoDB (see
+    ``services.calibration``): false positives leave training, confirmed anomalies the sample.
+    """
     end = pd.Timestamp.now(tz="UTC")
-    parts = []
-    for symbol in load_universe():
-        history = mongo.bars().read(symbol.name, end - pd.Timedelta(days=config.history_days))
-        n = len(history)
-        if n < 250 + 20:
-            continue
-        start = max(250, n - config.calibration_bars)
-        parts.append(
-            walk_forward_scores(
-                history,
-                start=start,
-                refit_every=20,
-                batch=20,
-                seed=SEED,
-                calendar=symbol.calendar,
-                exclude=qstore.false_positive_times(db, symbol.name),
-                with_prophet=False,
-            )
+    start = end - pd.Timedelta(days=config.history_days)
+    histories = {s.name: (mongo.bars().read(s.name, start), s.calendar) for s in load_universe()}
+    try:
+        report = recalibrate(
+            mongo.get_db(),
+            histories,
+            calibration_bars=config.calibration_bars,
+            as_of=end,
+            seed=SEED,
         )
-    if not parts:
-        raise dg.Failure(description="not enough history in MongoDB to calibrate thresholds")
-    thresholds = calibrate_thresholds(pd.concat(parts), as_of=end)
-    version = qstore.save_thresholds(db, thresholds, calibrated_on_bars=int(thresholds.n_bars))
+    except ValueError as exc:
+        raise dg.Failure(description=f"cannot calibrate thresholds: {exc}") from exc
+    t = report.thresholds
+    version = qstore.save_thresholds(mongo.get_db(), t, calibrated_on_bars=int(t.n_bars))
     return dg.MaterializeResult(
         metadata={
             "version": dg.MetadataValue.text(version),
-            "clean_bars": dg.MetadataValue.int(int(thresholds.n_bars)),
-            "iforest_warning": dg.MetadataValue.float(float(thresholds.iforest_warning)),
-            "iforest_critical": dg.MetadataValue.float(float(thresholds.iforest_critical)),
+            "clean_bars": dg.MetadataValue.int(int(t.n_bars)),
+            "thresholds": dg.MetadataValue.json(t.to_dict()),
+            "false_positives_excluded": dg.MetadataValue.json(report.excluded),
+            "confirmed_left_out": dg.MetadataValue.json(report.confirmed),
+            "skipped": dg.MetadataValue.json(report.skipped),
         }
     )
 

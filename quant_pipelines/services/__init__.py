@@ -4,6 +4,7 @@ Dagster or the HTTP API."""
 
 from __future__ import annotations
 
+from quant_pipelines.services.calibration import CalibrationReport, recalibrate
 from quant_pipelines.services.leaderboard import (
     LeaderboardReport,
     PromotionCheck,
@@ -13,9 +14,11 @@ from quant_pipelines.services.leaderboard import (
 )
 
 __all__ = [
+    "CalibrationReport",
     "LeaderboardReport",
     "PromotionCheck",
     "build_leaderboard",
     "check_promotions",
     "promoted_strategies",
+    "recalibrate",
 ]

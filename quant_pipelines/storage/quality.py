@@ -109,6 +109,13 @@ def false_positive_times(db: Database, symbol: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(sorted(_utc(t) for t in stamps))
 
 
+def confirmed_times(db: Database, symbol: str) -> pd.DatetimeIndex:
+    """Bar times of anomalies analysts confirmed (resolved) for ``symbol``: they leave the
+    calibration's clean sample."""
+    stamps = db[ANOMALIES].distinct("ts", {"symbol": symbol, "status": "resolved"})
+    return pd.DatetimeIndex(sorted(_utc(t) for t in stamps))
+
+
 def save_prophet(db: Database, symbol: str, version: str, model_json: str, **fields: Any) -> None:
     """Stores one symbol's serialized Prophet models under ``version`` (upsert)."""
     db[QUALITY_MODELS].update_one(

@@ -5,10 +5,19 @@ import pandas as pd
 import pytest
 from pymongo.database import Database
 
-from quant_pipelines.defs.quality import anomaly_dashboard, build_scores_asset, prophet_models
+from quant_pipelines.defs.quality import (
+    anomaly_dashboard,
+    anomaly_thresholds,
+    build_scores_asset,
+    prophet_models,
+)
 from quant_pipelines.defs.resources import MongoResource
 from quant_pipelines.marketdata import SyntheticSource
+from quant_pipelines.quality.severity import Thresholds
+from quant_pipelines.services.calibration import recalibrate
 from quant_pipelines.storage import BarsRepository
+from quant_pipelines.storage import quality as qstore
+from quant_pipelines.storage.anomaly_workflow import transition
 
 pytestmark = pytest.mark.slow
 
@@ -93,3 +102,46 @@ def test_prophet_models_are_stored_as_json_and_used_for_scoring(
     scored = dg.materialize([SCORES], resources={"mongo": mongo_resource}, tags=_tags())
     assert scored.success
     assert mongo_db.bars.count_documents({"symbol": "BTCUSD", "quality.prophet": {"$gt": 0}}) >= 1
+
+
+def test_weekly_thresholds_calibrate_both_detectors_with_the_analysts_verdicts(
+    mongo_resource: MongoResource, mongo_db: Database, spiked_btc: pd.DataFrame
+) -> None:
+    """``anomaly_thresholds`` replays the forest and Prophet out of sample, leaves confirmed
+    anomalies out of the clean sample and false positives out of training."""
+    bars = BarsRepository(mongo_db).read("BTCUSD")
+    confirmed_ts, fp_ts = bars.index[-30], bars.index[-60]
+    upserted = qstore.upsert_anomalies(
+        mongo_db,
+        [
+            {"symbol": "BTCUSD", "ts": ts, "detector": "statistical", "severity": "warning"}
+            for ts in (confirmed_ts, fp_ts)
+        ],
+    )
+    by_ts = {pd.Timestamp(d["ts"]).tz_convert("UTC"): d["_id"] for d in upserted}
+    transition(mongo_db, by_ts[confirmed_ts], "resolve", actor="analyst")
+    transition(mongo_db, by_ts[fp_ts], "false_positive", actor="analyst")
+
+    config = {"history_days": 3000, "calibration_bars": 120}
+    result = dg.materialize(
+        [anomaly_thresholds],
+        resources={"mongo": mongo_resource},
+        run_config={"ops": {"anomaly_thresholds": {"config": config}}},
+    )
+    assert result.success
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["confirmed_left_out"].value == {"BTCUSD": 1}
+    assert meta["false_positives_excluded"].value == {"BTCUSD": 1}
+    assert "ETHUSD" in meta["skipped"].value  # no bars: reported, not fatal
+    stored = Thresholds.from_dict(qstore.latest_thresholds(mongo_db))
+    assert stored.version == meta["version"].value
+
+    # Prophet took part: its scores vary, and a forest-only replay calibrates differently.
+    report = recalibrate(mongo_db, {"BTCUSD": (bars, "24/7")}, calibration_bars=120)
+    assert report.thresholds.to_dict() | {"version": ""} == stored.to_dict() | {"version": ""}
+    assert report.scores["prophet_price"].std() > 0 and report.scores["prophet_volume"].std() > 0
+    assert confirmed_ts not in report.scores.index and fp_ts in report.scores.index
+    forest_only = recalibrate(
+        mongo_db, {"BTCUSD": (bars, "24/7")}, calibration_bars=120, with_prophet=False
+    )
+    assert forest_only.thresholds.prophet_volume_warning != stored.prophet_volume_warning

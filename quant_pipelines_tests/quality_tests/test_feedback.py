@@ -19,9 +19,9 @@ from quant_pipelines.marketdata.calendars import session_bounds
 from quant_pipelines.quality import build_features, calibrate, calibrate_thresholds, fit_models
 from quant_pipelines.quality.calibration import walk_forward_scores
 from quant_pipelines.quality.severity import Thresholds
+from quant_pipelines.services.calibration import recalibrate
 from quant_pipelines.storage import quality as qstore
-from quant_pipelines.storage.anomaly_workflow import RESOLVED, transition
-from quant_pipelines.storage.collections import ANOMALIES
+from quant_pipelines.storage.anomaly_workflow import transition
 from quant_pipelines_tests._bars import goog_bars
 
 pytestmark = pytest.mark.slow
@@ -39,20 +39,12 @@ def bars() -> pd.DataFrame:
     return bars
 
 
-def _confirmed(db: Database) -> pd.DatetimeIndex:
-    """Bars analysts confirmed (resolved anomalies): they leave the calibration's clean sample."""
-    stamps = db[ANOMALIES].distinct("ts", {"symbol": SYMBOL, "status": RESOLVED})
-    index = pd.DatetimeIndex(sorted(stamps))
-    return index.tz_localize("UTC") if index.tz is None else index.tz_convert("UTC")
-
-
 def _recalibrate(db: Database, bars: pd.DataFrame) -> tuple[Thresholds, pd.DataFrame]:
-    """The weekly recalibration on sessions 0-749 with the statuses in MongoDB."""
-    exclude = qstore.false_positive_times(db, SYMBOL)
-    replay = walk_forward_scores(
-        bars.iloc[:PERIOD], start=250, refit_every=20, batch=20, calendar=CAL, exclude=exclude
-    )
-    return calibrate_thresholds(replay, anomalies=_confirmed(db)), replay
+    """The weekly recalibration (the ``anomaly_thresholds`` asset's service) on sessions 0-749
+    with the statuses in MongoDB."""
+    report = recalibrate(db, {SYMBOL: (bars.iloc[:PERIOD], CAL)}, calibration_bars=PERIOD - 250)
+    assert report.symbols == [SYMBOL] and report.scores.index[0] == bars.index[250]
+    return report.thresholds, report.scores
 
 
 def _score_next(db: Database, bars: pd.DataFrame, thresholds: Thresholds) -> pd.DataFrame:
@@ -92,7 +84,7 @@ def test_false_positives_leave_training_and_do_not_raise_the_warning_rate(
     for doc in docs[1:]:
         transition(mongo_db, doc["_id"], "false_positive", actor="analyst", note="market move")
     false_pos = qstore.false_positive_times(mongo_db, SYMBOL)
-    confirmed = _confirmed(mongo_db)
+    confirmed = qstore.confirmed_times(mongo_db, SYMBOL)
     assert len(false_pos) == len(docs) - 1 and len(confirmed) == 1
 
     after, replay_after = _recalibrate(mongo_db, bars)
@@ -104,8 +96,11 @@ def test_false_positives_leave_training_and_do_not_raise_the_warning_rate(
     assert rate_after <= rate_before
 
     # the confirmed anomaly left the clean sample of the calibration (and only it)
-    in_sample = replay_after.index.isin(confirmed) & (replay_after["rules"].map(len) == 0)
-    assert after.n_bars == calibrate_thresholds(replay_after).n_bars - int(in_sample.sum())
+    assert (
+        confirmed.isin(replay_before.index).all() and not confirmed.isin(replay_after.index).any()
+    )
+    clean = replay_before.loc[confirmed, "rules"].map(len) == 0
+    assert after.n_bars == before.n_bars - int(clean.sum())
     assert before.n_bars == calibrate_thresholds(replay_before).n_bars
 
     # the false positives left the training window of the next refit
