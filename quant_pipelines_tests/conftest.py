@@ -17,7 +17,10 @@ from quant_pipelines.storage.embedded import free_port
 def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedMongo]:
     """A secantusd-py process on a free loopback port with temporary storage.
 
-    It runs with ``--enable-test-commands`` so fault-injection tests can arm fail points.
+    Provisioned and run exactly as in production: ``start()`` creates the administrator and
+    the application user in the unauthenticated loopback window, then runs the server with
+    ``--auth``. It also runs with ``--enable-test-commands`` so fault-injection tests can arm
+    fail points (as the administrator: ``configureFailPoint`` is a cluster action).
     """
     server = EmbeddedMongo(
         tmp_path_factory.mktemp("mongo"), port=free_port(), extra_args=["--enable-test-commands"]
@@ -29,7 +32,12 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedM
 
 @pytest.fixture(scope="session")
 def mongo_uri(mongo_server: EmbeddedMongo) -> str:
-    """Connection string of the session's server."""
+    """Connection string of the session's server, authenticated as its administrator.
+
+    The administrator has role ``root``: the tests create and drop their own ``qp_test_*``
+    databases and arm fail points, which the least-privileged application user may not.
+    Security tests that need the application user use ``mongo_server.app_uri``.
+    """
     return mongo_server.uri
 
 

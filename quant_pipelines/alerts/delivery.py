@@ -13,11 +13,12 @@ import logging
 import math
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pymongo.database import Database
 
+from quant_pipelines.alerts._scrub import scrub
 from quant_pipelines.alerts.transports import SendResult, Transport
 from quant_pipelines.storage.alerts import FAILED, PENDING, SENT, AlertOutboxRepository
 
@@ -77,14 +78,30 @@ def _ceil_ms(value: dt.datetime) -> dt.datetime:
     return value.replace(microsecond=0) + dt.timedelta(microseconds=rounded)
 
 
+def _scrubber(transport: Transport) -> Callable[[str], str]:
+    """The transport's own scrubber (it knows its secrets), after the generic URL scrub."""
+    own = getattr(transport, "scrub", None)
+    return (lambda text: scrub(own(text))) if callable(own) else scrub
+
+
 def _send(transport: Transport, doc: Mapping[str, Any]) -> SendResult:
+    clean = _scrubber(transport)
     try:
-        return transport.send(doc["payload"], idempotency_key=doc["idempotency_key"])
-    except (
-        Exception
-    ) as exc:  # a transport bug must not stop the relay; no message: may hold secrets
-        logger.exception("alert %s: transport %s raised", doc["idempotency_key"], doc["channel"])
+        result = transport.send(doc["payload"], idempotency_key=doc["idempotency_key"])
+    except Exception as exc:  # a transport bug must not stop the relay
+        # No traceback: its frames and message may hold the URL or a secret.
+        logger.error(
+            "alert %s: transport %s raised %s",
+            doc["idempotency_key"],
+            doc["channel"],
+            clean(f"{type(exc).__name__}: {exc}"),
+        )
         return SendResult(ok=False, error=f"transport raised {type(exc).__name__}")
+    if result.error:
+        # Every error is scrubbed here, whatever the transport did: it is stored in
+        # ``alert_outbox.last_error`` and logged (and so lands in Dagster's compute logs).
+        result = replace(result, error=clean(result.error))
+    return result
 
 
 def deliver_due(

@@ -1,13 +1,22 @@
-"""HMAC-SHA256 signatures of webhook bodies, and the helper receivers use to verify them.
+"""HMAC-SHA256 signatures of webhook requests, and the helper receivers use to verify them.
 
-The signature covers ``f"{timestamp}.{body}"``, so a captured request cannot be replayed once
-its timestamp is older than the receiver's tolerance, and neither part can be altered.
+Scheme ``v2``: the signature covers the timestamp, the ``Idempotency-Key`` header and the body::
+
+    signed = b"v2\n" + timestamp + b"\n" + idempotency_key + b"\n" + body
+
+Neither part can be altered, a captured request cannot be replayed once its timestamp is older
+than the receiver's tolerance, and it cannot be replayed *within* the tolerance under a new
+``Idempotency-Key`` (which a receiver that deduplicates on the key would accept as a new
+alert). The fields are separated by newlines, which an HTTP header value cannot contain, so the
+split is unambiguous.
 
 Headers sent with every webhook::
 
     X-QP-Timestamp: 1717000000
-    X-QP-Signature: sha256=<hex HMAC-SHA256(secret, b"1717000000." + body)>
     Idempotency-Key: <one key per alert and channel; identical on every retry>
+    X-QP-Signature: v2=<hex HMAC-SHA256(secret, b"v2\n1717000000\n" + key + b"\n" + body)>
+
+The v1 scheme (``sha256=``, over timestamp and body only) is no longer produced nor accepted.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ from quant_pipelines.settings import Secret
 TIMESTAMP_HEADER = "X-QP-Timestamp"
 SIGNATURE_HEADER = "X-QP-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-SCHEME = "sha256="
+VERSION = "v2"
+SCHEME = f"{VERSION}="
+#: The prefix of the retired v1 scheme, named in the error that refuses it.
+_V1_SCHEME = "sha256="
 DEFAULT_TOLERANCE_S = 300
 
 
@@ -32,7 +44,8 @@ class SignatureError(ValueError):
 
     Attributes:
         reason: Machine-readable cause: ``missing_header``, ``malformed``, ``mismatch``
-            (the body was altered or the secret is wrong), ``stale`` or ``future``.
+            (the body, timestamp or Idempotency-Key was altered, or the secret is wrong),
+            ``stale`` or ``future``.
     """
 
     def __init__(self, message: str, *, reason: str) -> None:
@@ -48,27 +61,76 @@ def _secret_bytes(secret: str | bytes | Secret) -> bytes:
     return raw
 
 
-def compute_signature(body: bytes, secret: str | bytes | Secret, timestamp: int | str) -> str:
-    """The ``X-QP-Signature`` value for ``body`` sent at ``timestamp``.
+def _check_key(idempotency_key: str) -> bytes:
+    key = str(idempotency_key)
+    if not key:
+        raise ValueError("the Idempotency-Key is empty; every webhook carries one")
+    if "\n" in key or "\r" in key:
+        raise ValueError("the Idempotency-Key must not contain a line break")
+    return key.encode()
+
+
+def signed_message(body: bytes, timestamp: int | str, idempotency_key: str) -> bytes:
+    """The exact bytes the v2 signature covers.
+
+    Args:
+        body: The exact bytes of the request body.
+        timestamp: Unix seconds, as sent in ``X-QP-Timestamp``.
+        idempotency_key: The ``Idempotency-Key`` header value.
+
+    Returns:
+        ``b"v2\n<timestamp>\n<idempotency_key>\n" + body``.
+
+    Raises:
+        ValueError: The key is empty or contains a line break.
+    """
+    head = f"{VERSION}\n{timestamp}\n".encode()
+    return head + _check_key(idempotency_key) + b"\n" + bytes(body)
+
+
+def compute_signature(
+    body: bytes, secret: str | bytes | Secret, timestamp: int | str, *, idempotency_key: str
+) -> str:
+    """The ``X-QP-Signature`` value for ``body`` sent at ``timestamp`` under ``idempotency_key``.
 
     Args:
         body: The exact bytes of the request body.
         secret: The shared secret.
         timestamp: Unix seconds, as sent in ``X-QP-Timestamp``.
+        idempotency_key: The ``Idempotency-Key`` header value.
 
     Returns:
-        ``"sha256=" + hex digest``.
+        ``"v2=" + hex digest``.
     """
-    message = str(timestamp).encode() + b"." + body
+    message = signed_message(body, timestamp, idempotency_key)
     return SCHEME + hmac.new(_secret_bytes(secret), message, hashlib.sha256).hexdigest()
 
 
 def signature_headers(
-    body: bytes, secret: str | bytes | Secret, *, timestamp: int | None = None
+    body: bytes,
+    secret: str | bytes | Secret,
+    *,
+    idempotency_key: str,
+    timestamp: int | None = None,
 ) -> dict[str, str]:
-    """The timestamp and signature headers for ``body`` (timestamp defaults to now)."""
+    """The timestamp, Idempotency-Key and signature headers for ``body`` (time defaults to now).
+
+    Args:
+        body: The exact bytes of the request body.
+        secret: The shared secret.
+        idempotency_key: The request's ``Idempotency-Key`` (signed, and returned as a header).
+        timestamp: Unix seconds (default: the clock).
+
+    Returns:
+        ``{X-QP-Timestamp, Idempotency-Key, X-QP-Signature}``.
+    """
     ts = int(time.time()) if timestamp is None else int(timestamp)
-    return {TIMESTAMP_HEADER: str(ts), SIGNATURE_HEADER: compute_signature(body, secret, ts)}
+    signature = compute_signature(body, secret, ts, idempotency_key=idempotency_key)
+    return {
+        TIMESTAMP_HEADER: str(ts),
+        IDEMPOTENCY_HEADER: str(idempotency_key),
+        SIGNATURE_HEADER: signature,
+    }
 
 
 def _now_s(now: float | dt.datetime | None) -> float:
@@ -89,6 +151,9 @@ def verify_signature(
 ) -> int:
     """Checks a received webhook; call it on the raw body, before parsing the JSON.
 
+    The signature must match the timestamp, the ``Idempotency-Key`` header and the body as
+    received: changing any of them, or replaying the request under a new key, is refused.
+
     Args:
         body: The raw request body, exactly as received.
         headers: The request headers (any mapping; names are matched case-insensitively).
@@ -100,16 +165,22 @@ def verify_signature(
         The verified timestamp (Unix seconds).
 
     Raises:
-        SignatureError: A header is missing or malformed, the signature does not match the
-            body and secret, or the timestamp is outside the tolerance.
+        SignatureError: A header is missing or malformed (a v1 ``sha256=`` signature counts
+            as malformed), the signature does not match the timestamp, key, body and secret,
+            or the timestamp is outside the tolerance.
         ValueError: ``secret`` is empty.
     """
     raw = body.encode() if isinstance(body, str) else bytes(body)
-    key = _secret_bytes(secret)
+    secret_key = _secret_bytes(secret)
     lowered = {str(k).lower(): v for k, v in headers.items()}
     ts_raw = lowered.get(TIMESTAMP_HEADER.lower())
     sig_raw = lowered.get(SIGNATURE_HEADER.lower())
-    for name, value in ((TIMESTAMP_HEADER, ts_raw), (SIGNATURE_HEADER, sig_raw)):
+    key_raw = lowered.get(IDEMPOTENCY_HEADER.lower())
+    for name, value in (
+        (TIMESTAMP_HEADER, ts_raw),
+        (IDEMPOTENCY_HEADER, key_raw),
+        (SIGNATURE_HEADER, sig_raw),
+    ):
         if not value:
             raise SignatureError(f"missing header {name}", reason="missing_header")
     try:
@@ -118,18 +189,25 @@ def verify_signature(
         raise SignatureError(
             f"malformed {TIMESTAMP_HEADER}: not an integer", reason="malformed"
         ) from None
+    key = str(key_raw)
+    if "\n" in key or "\r" in key:
+        raise SignatureError(f"malformed {IDEMPOTENCY_HEADER}", reason="malformed")
     candidates = [s.strip() for s in str(sig_raw).split(",")]
     digests = [s[len(SCHEME) :] for s in candidates if s.startswith(SCHEME)]
     if not digests:
+        v1 = any(s.startswith(_V1_SCHEME) for s in candidates)
+        hint = " (the v1 'sha256=' scheme is no longer accepted)" if v1 else ""
         raise SignatureError(
-            f"malformed {SIGNATURE_HEADER}: expected 'sha256=<hex>'", reason="malformed"
+            f"malformed {SIGNATURE_HEADER}: expected '{SCHEME}<hex>'{hint}", reason="malformed"
         )
-    expected = compute_signature(raw, key, ts)[len(SCHEME) :].encode()
+    expected = compute_signature(raw, secret_key, ts, idempotency_key=key)[len(SCHEME) :]
     # Every candidate is compared (no early exit), each in constant time.
-    matches = [hmac.compare_digest(expected, d.encode()) for d in digests]
+    matches = [hmac.compare_digest(expected.encode(), d.encode()) for d in digests]
     if not any(matches):
         raise SignatureError(
-            "signature mismatch: the body was altered or the secret is wrong", reason="mismatch"
+            "signature mismatch: the body, timestamp or Idempotency-Key was altered, "
+            "or the secret is wrong",
+            reason="mismatch",
         )
     age = _now_s(now) - ts
     if age > tolerance_s:

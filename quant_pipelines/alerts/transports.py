@@ -1,7 +1,8 @@
 """HTTP transports: a signed generic webhook and a Slack incoming webhook (httpx, with timeouts).
 
 A transport sends one payload and reports the outcome as a :class:`SendResult`; it never
-raises for HTTP or network errors, and its errors never contain a URL or secret.
+raises for HTTP or network errors, and its errors never contain a URL credential or secret
+(see :mod:`._scrub`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from quant_pipelines.alerts._scrub import install_log_filter, scrub
 from quant_pipelines.alerts._slack import slack_message
 from quant_pipelines.alerts.signing import IDEMPOTENCY_HEADER, signature_headers
 from quant_pipelines.settings import Secret, Settings
@@ -88,25 +90,27 @@ class _HttpTransport:
         self._client = httpx.Client(timeout=timeout, follow_redirects=False)
         self._secrets: tuple[str, ...] = ()
 
-    def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "<redacted>")
-        return text[:300]
+    def scrub(self, text: str) -> str:
+        """``text`` without this transport's secrets nor any URL credential, at most 300 chars.
+
+        Scrubbing runs on the whole text before it is cut, so a secret is never left half
+        masked at the cut.
+        """
+        return scrub(text, self._secrets)[:300]
 
     def _post(self, url: str, body: bytes, headers: Mapping[str, str]) -> SendResult:
         sent = {"Content-Type": "application/json", "User-Agent": _USER_AGENT, **headers}
         try:
             response = self._client.post(url, content=body, headers=sent)
         except httpx.HTTPError as exc:
-            return SendResult(ok=False, error=self._scrub(f"{type(exc).__name__}: {exc}"))
+            return SendResult(ok=False, error=self.scrub(f"{type(exc).__name__}: {exc}"))
         code = response.status_code
         if 200 <= code < 300:
             return SendResult(ok=True, status_code=code)
         retry_after = None
         if code in (429, 503):
             retry_after = parse_retry_after(response.headers.get("Retry-After"))
-        text = self._scrub(f"HTTP {code}: {response.text[:200]}")
+        text = self.scrub(f"HTTP {code}: {response.text[:4000]}")
         permanent = 400 <= code < 500 and code not in _RETRYABLE_4XX
         return SendResult(False, code, retry_after, text, permanent)
 
@@ -144,15 +148,16 @@ class WebhookTransport(_HttpTransport):
             raise ValueError("webhook secret is empty; set ALERT_WEBHOOK_SECRET")
         super().__init__(timeout=timeout)
         self._url = url
-        self._secrets = (self._secret.get(), url)  # a URL may carry a token too
+        self._secrets = (self._secret.get(), url)  # a URL may carry a token: see scrub
+        install_log_filter(self._secrets)  # httpx logs every request URL at INFO
 
     def __repr__(self) -> str:
         return f"WebhookTransport(url={self._url!r}, secret={self._secret!r})"
 
     def send(self, payload: Mapping[str, Any], *, idempotency_key: str) -> SendResult:
-        """Sends ``payload`` with timestamp, signature and idempotency-key headers."""
+        """Sends ``payload`` with timestamp, idempotency-key and signature (over all three)."""
         body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-        headers = {**signature_headers(body, self._secret), IDEMPOTENCY_HEADER: idempotency_key}
+        headers = signature_headers(body, self._secret, idempotency_key=idempotency_key)
         return self._post(self._url, body, headers)
 
 
@@ -169,6 +174,7 @@ class SlackTransport(_HttpTransport):
             raise ValueError("Slack webhook URL is empty; set SLACK_WEBHOOK_URL")
         super().__init__(timeout=timeout)
         self._secrets = (self._url.get(),)
+        install_log_filter(self._secrets)  # httpx logs every request URL at INFO
 
     def __repr__(self) -> str:
         return f"SlackTransport(webhook_url={self._url!r})"

@@ -1,7 +1,8 @@
 """HTTP API of quant_pipelines (FastAPI): optimization requests, leaderboard, alerts, health.
 
 May import fastapi, pydantic, uvicorn, storage, settings, backtest and marketdata; never
-dagster or defs. Routes are documented in ``docs/api.md`` and served at ``/docs``.
+dagster or defs. Routes are documented in ``docs/api.md`` and served at ``/docs``. Every route
+but ``/healthz`` needs a scoped bearer API key (``_auth.py``, ``storage/api_keys.py``).
 """
 
 from __future__ import annotations

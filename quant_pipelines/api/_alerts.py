@@ -1,4 +1,8 @@
-"""Routes of the analysts' workflow on anomalies: list, acknowledge, resolve, false positive."""
+"""Routes of the analysts' workflow on anomalies: list, acknowledge, resolve, false positive.
+
+Listing needs the ``read`` scope, transitions ``alerts:write``. The actor recorded in an
+anomaly's history is the API key's name; an ``actor`` in the body is ignored.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query
 from pymongo.database import Database
 
+from quant_pipelines.api._auth import Principal, require_alerts_write, require_read
 from quant_pipelines.api._context import database
 from quant_pipelines.api._json import document
 from quant_pipelines.api.schemas import SYMBOL_PATTERN, AlertAction, AlertList
@@ -32,12 +37,19 @@ AlertId = Annotated[
     ),
 ]
 _TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid API key"},
+    403: {"description": "The key lacks the alerts:write scope"},
     404: {"description": "No anomaly has this id"},
     409: {"description": "Not allowed from the anomaly's current status"},
 }
 
 
-@router.get("/alerts", response_model=AlertList, summary="Anomalies under review")
+@router.get(
+    "/alerts",
+    response_model=AlertList,
+    summary="Anomalies under review",
+    dependencies=[Depends(require_read)],
+)
 def alerts(
     db: Annotated[Database, Depends(database)],
     status: Annotated[AnomalyStatus | None, Query(description="Workflow status.")] = None,
@@ -55,10 +67,12 @@ def alerts(
     return {"count": len(items), "alerts": items}
 
 
-def _act(db: Database, alert_id: str, action: str, body: AlertAction | None) -> dict[str, Any]:
-    body = body or AlertAction()
+def _act(
+    db: Database, alert_id: str, action: str, body: AlertAction | None, actor: Principal
+) -> dict[str, Any]:
+    body = body or AlertAction()  # body.actor is ignored: the key's name is the actor
     try:
-        doc = transition(db, alert_id, action, note=body.note, actor=body.actor)
+        doc = transition(db, alert_id, action, note=body.note, actor=actor.name)
     except AnomalyNotFoundError:
         raise HTTPException(404, detail=f"no alert with id {alert_id!r}") from None
     except InvalidTransitionError as exc:
@@ -67,27 +81,34 @@ def _act(db: Database, alert_id: str, action: str, body: AlertAction | None) -> 
 
 
 OptionalAction = Annotated[AlertAction | None, Body()]
+Actor = Annotated[Principal, Depends(require_alerts_write)]
 
 
 @router.post(
     "/alerts/{alert_id}/ack", summary="Acknowledge an alert", responses=_TRANSITION_RESPONSES
 )
 def acknowledge(
-    alert_id: AlertId, db: Annotated[Database, Depends(database)], body: OptionalAction = None
+    alert_id: AlertId,
+    actor: Actor,
+    db: Annotated[Database, Depends(database)],
+    body: OptionalAction = None,
 ) -> dict[str, Any]:
     """open -> acknowledged; stamps ``acknowledged_at`` and appends to ``history``."""
-    return _act(db, alert_id, "ack", body)
+    return _act(db, alert_id, "ack", body, actor)
 
 
 @router.post(
     "/alerts/{alert_id}/resolve", summary="Resolve an alert", responses=_TRANSITION_RESPONSES
 )
 def resolve(
-    alert_id: AlertId, db: Annotated[Database, Depends(database)], body: OptionalAction = None
+    alert_id: AlertId,
+    actor: Actor,
+    db: Annotated[Database, Depends(database)],
+    body: OptionalAction = None,
 ) -> dict[str, Any]:
     """open | acknowledged -> resolved; stamps ``resolved_at``, ``closed_at`` and the time to
     resolution."""
-    return _act(db, alert_id, "resolve", body)
+    return _act(db, alert_id, "resolve", body, actor)
 
 
 @router.post(
@@ -96,7 +117,10 @@ def resolve(
     responses=_TRANSITION_RESPONSES,
 )
 def false_positive(
-    alert_id: AlertId, db: Annotated[Database, Depends(database)], body: OptionalAction = None
+    alert_id: AlertId,
+    actor: Actor,
+    db: Annotated[Database, Depends(database)],
+    body: OptionalAction = None,
 ) -> dict[str, Any]:
     """open | acknowledged -> false_positive; its bar leaves the next training window."""
-    return _act(db, alert_id, "false_positive", body)
+    return _act(db, alert_id, "false_positive", body, actor)

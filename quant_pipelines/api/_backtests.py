@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
@@ -9,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from pymongo.database import Database
 
 from quant_pipelines.api import _studies
+from quant_pipelines.api._auth import Principal, require_optimize_write, require_read
 from quant_pipelines.api._context import ApiContext, api_context, database
 from quant_pipelines.api._json import document
 from quant_pipelines.api.schemas import (
@@ -26,6 +28,7 @@ from quant_pipelines.storage.requests import (
     IdempotencyConflictError,
     create_request,
     get_request,
+    request_id_for_key,
 )
 
 router = APIRouter(tags=["backtests"])
@@ -85,6 +88,15 @@ def _check_domain(body: OptimizeRequest, ctx: ApiContext) -> list[str]:
     return canonical
 
 
+def _quota(
+    request: Request, db: Database, principal: Principal, n_trials: int, *, skip: bool
+) -> contextlib.AbstractContextManager[None]:
+    """The key's quota check around the insert (none for a replay, which writes nothing)."""
+    if skip:
+        return contextlib.nullcontext()
+    return request.app.state.quotas.reserve(db, principal.name, n_trials)
+
+
 @router.post(
     "/backtests/optimize",
     status_code=202,
@@ -93,7 +105,9 @@ def _check_domain(body: OptimizeRequest, ctx: ApiContext) -> list[str]:
     responses={
         409: {"description": "Idempotency-Key reused with a different body"},
         413: {"description": "Body larger than 64 KiB"},
+        415: {"description": "Body not declared application/json"},
         422: {"description": "Invalid body, unknown strategy or symbols"},
+        429: {"description": "The key's quota of queued requests or trials is used up"},
         503: {"description": "MongoDB unreachable"},
     },
 )
@@ -102,9 +116,12 @@ def request_optimization(
     request: Request,
     response: Response,
     ctx: Annotated[ApiContext, Depends(api_context)],
+    principal: Annotated[Principal, Depends(require_optimize_write)],
     idempotency_key: IdempotencyKey = None,
 ) -> OptimizeAccepted:
-    """Records the request as ``queued``; the Dagster sensor launches (or defers) its run."""
+    """Records the request as ``queued``; the Dagster sensor launches (or defers) its run.
+
+    The requester (``requested_by``) is the API key's name; the key's quotas apply (429)."""
     symbols = _check_domain(body, ctx)
     wf = body.walk_forward_config()
     params = body.model_dump(mode="json", exclude={"walk_forward", "validation"})
@@ -114,13 +131,16 @@ def request_optimization(
         validation=body.validation_method(),
     )
     asset_classes = sorted({ctx.universe.get(s).asset_class for s in symbols})
+    db = ctx.database()
+    replay = idempotency_key is not None and get_request(db, request_id_for_key(idempotency_key))
     try:
-        result = create_request(
-            ctx.database(),
-            params,
-            idempotency_key=idempotency_key,
-            extra={"asset_classes": asset_classes},
-        )
+        with _quota(request, db, principal, body.n_trials, skip=bool(replay)):
+            result = create_request(
+                db,
+                params,
+                idempotency_key=idempotency_key,
+                extra={"asset_classes": asset_classes, "requested_by": principal.name},
+            )
     except IdempotencyConflictError as exc:
         raise HTTPException(409, detail=str(exc)) from None
     doc = result.document
@@ -138,6 +158,7 @@ def request_optimization(
     "/backtests/optimize/{request_id}",
     name="optimization_status",
     response_model=OptimizeStatus,
+    dependencies=[Depends(require_read)],
     summary="Status, progress and top trials of a request",
     responses={404: {"description": "Unknown request id"}},
 )
@@ -169,6 +190,7 @@ def optimization_status(
 @router.get(
     "/backtests/leaderboard",
     response_model=Leaderboard,
+    dependencies=[Depends(require_read)],
     summary="Trials ranked within one objective, with overfitting statistics and promotions",
 )
 def leaderboard(

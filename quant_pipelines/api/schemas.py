@@ -162,7 +162,14 @@ class AlertAction(_Strict):
     """Optional body of ``POST /alerts/{id}/ack|resolve|false-positive``."""
 
     note: Annotated[str, Field(max_length=2000), AfterValidator(_free_text)] | None = None
-    actor: Annotated[str, StringConstraints(strict=True, pattern=ACTOR_PATTERN)] | None = None
+    actor: Annotated[
+        Annotated[str, StringConstraints(strict=True, pattern=ACTOR_PATTERN)] | None,
+        Field(
+            deprecated=True,
+            description="Ignored (kept for compatibility): the actor recorded is the API key's "
+            "name.",
+        ),
+    ] = None
 
 
 class Progress(BaseModel):

@@ -10,52 +10,27 @@ from quant_pipelines.settings import load_settings
 
 
 def _embedded_server():
-    from quant_pipelines.storage import EmbeddedMongo
+    from quant_pipelines.cli._mongo import embedded_server
 
-    settings = load_settings()
-    return EmbeddedMongo(settings.dagster_home / "mongo", port=settings.embedded_mongo_port)
+    return embedded_server(load_settings())
 
 
 def cmd_mongo(args: argparse.Namespace) -> int:
-    """``mongo start|stop|status``: manage the embedded MongoDB-wire server."""
-    from quant_pipelines.storage import EmbeddedMongoError
+    """``mongo start|stop|status|rotate-credentials``: manage the embedded MongoDB server."""
+    from quant_pipelines.cli._mongo import run_mongo
 
-    settings = load_settings()
-    server = _embedded_server()
-    try:
-        if args.action == "start":
-            if not settings.mongodb_is_embedded:
-                print(
-                    f"MONGODB_URI is set ({settings.redacted_uri}); "
-                    "not starting the embedded server"
-                )
-                return 0
-            status = server.start()
-        elif args.action == "stop":
-            status = server.stop()
-        else:
-            status = server.status()
-    except EmbeddedMongoError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(status.describe())
-    return 0 if (status.running or args.action == "stop") else 3
+    return run_mongo(args)
 
 
 def _database():
-    """The project database from the settings, after a ping (fails fast, names the host)."""
-    from quant_pipelines.storage import ensure_indexes, make_client, ping
+    """The project database from the settings, after a ping (fails fast, names the host).
 
-    settings = load_settings()
-    client = make_client(
-        settings.mongodb_uri,
-        server_selection_timeout_ms=settings.server_selection_timeout_ms,
-        timeout_ms=settings.timeout_ms,
-    )
-    ping(client, settings.mongodb_uri)
-    db = client[settings.mongodb_db]
-    ensure_indexes(db)
-    return db
+    Raises ``MongoUnavailableError`` (one line, no password) when unreachable, when the
+    credentials are refused, or when the URI or the credentials file is unusable.
+    """
+    from quant_pipelines.cli._mongo import database
+
+    return database()
 
 
 def _fmt_time(value: object) -> str:
@@ -169,29 +144,29 @@ def _quality_evaluate_files(args: argparse.Namespace, symbols: list[str] | None)
 
 
 def cmd_api(args: argparse.Namespace) -> int:
-    """``api``: serve the HTTP API (loopback by default)."""
+    """``api``: serve the HTTP API (loopback by default; see ``cli/_apikeys.py``)."""
     from quant_pipelines.api import serve
+    from quant_pipelines.cli._apikeys import prepare_api
 
-    serve(host=args.host, port=args.port)
+    code = prepare_api(
+        args.host, public_ok=args.i_know_this_is_public, dagster_home=load_settings().dagster_home
+    )
+    if code:
+        return code
+    serve(
+        host=args.host,
+        port=args.port,
+        read_timeout_s=args.read_timeout,
+        limit_concurrency=args.limit_concurrency or None,
+    )
     return 0
 
 
 def cmd_optuna_dashboard(args: argparse.Namespace) -> int:
-    """``optuna-dashboard``: optuna-dashboard on loopback over the MongoDB-backed studies."""
-    import optuna_dashboard
+    """``optuna-dashboard``: read-only, token-protected optuna-dashboard (loopback by default)."""
+    from quant_pipelines.cli._dashboard import run
 
-    from quant_pipelines.storage import MongoUnavailableError, optuna_storage
-
-    try:
-        db = _database()
-    except MongoUnavailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    # Read-only viewing: no leases, so the dashboard never fails another worker's trial.
-    storage = optuna_storage(db, heartbeat_interval=None)
-    print(f"optuna-dashboard on http://{args.host}:{args.port} (studies in {db.name})", flush=True)
-    optuna_dashboard.run_server(storage, host=args.host, port=args.port)
-    return 0
+    return run(args, _database)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -241,7 +216,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     mongo = sub.add_parser("mongo", help="manage the embedded MongoDB-wire server")
-    mongo.add_argument("action", choices=["start", "stop", "status"])
+    mongo.add_argument(
+        "action",
+        choices=["start", "stop", "status", "rotate-credentials"],
+        help="rotate-credentials: new random passwords for the embedded server's users",
+    )
     mongo.set_defaults(func=cmd_mongo)
 
     demo = sub.add_parser("demo", help="run the workflow end to end on the embedded default")
@@ -281,11 +260,32 @@ def build_parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="serve the HTTP API")
     api.add_argument("--host", default=settings.api_host)
     api.add_argument("--port", type=int, default=settings.api_port)
+    api.add_argument(
+        "--i-know-this-is-public",
+        action="store_true",
+        help="allow a non-loopback --host (API keys must exist too)",
+    )
+    api.add_argument(
+        "--read-timeout",
+        type=float,
+        default=15.0,
+        help="seconds a client has to send its request headers, then its body (else 408)",
+    )
+    api.add_argument(
+        "--limit-concurrency",
+        type=int,
+        default=100,
+        help="open connections + running requests beyond which requests get 503 (0: no bound)",
+    )
     api.set_defaults(func=cmd_api)
+    from quant_pipelines.cli._apikeys import add_api_keys_parser
+
+    add_api_keys_parser(sub)
 
     dash = sub.add_parser("optuna-dashboard", help="optuna-dashboard over the MongoDB studies")
-    dash.add_argument("--host", default="127.0.0.1")
-    dash.add_argument("--port", type=int, default=8080)
+    from quant_pipelines.cli._dashboard import add_arguments as add_dashboard_arguments
+
+    add_dashboard_arguments(dash)
     dash.set_defaults(func=cmd_optuna_dashboard)
 
     bench = sub.add_parser("bench", help="run the benchmarks and write docs/benchmarks.md")
@@ -298,8 +298,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``quant-pipelines``."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if getattr(args, "action", None) in {"ack", "resolve", "false-positive"} and not args.id:
-        parser.error(f"alerts {args.action} needs an anomaly id")
-    return int(args.func(args) or 0)
+    from quant_pipelines.owner_files import InsecureFileError
+    from quant_pipelines.settings import InvalidMongoURIError
+
+    try:  # settings are read while building the parser: their errors are one line too
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if getattr(args, "action", None) in {"ack", "resolve", "false-positive"} and not args.id:
+            parser.error(f"alerts {args.action} needs an anomaly id")
+        return int(args.func(args) or 0)
+    except (InsecureFileError, InvalidMongoURIError) as exc:  # credentials file, MONGODB_URI
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -137,10 +137,15 @@ def run_demo(*, sessions: int = 360, trials: int = 30, rl_timesteps: int = 4_000
             return f"using MONGODB_URI {settings.redacted_uri}"
         from quant_pipelines.storage import EmbeddedMongo
 
-        server = EmbeddedMongo(settings.dagster_home / "mongo", port=settings.embedded_mongo_port)
+        server = EmbeddedMongo(
+            settings.dagster_home / "mongo",
+            port=settings.embedded_mongo_port,
+            app_db=settings.mongodb_db,
+        )
         return server.start().describe()
 
     steps.run("MongoDB", mongo)
+    settings = load_settings()  # the first start provisions the credentials: read them now
 
     from quant_pipelines.backtest import get_strategy, list_strategies
     from quant_pipelines.definitions import build_definitions

@@ -18,12 +18,16 @@ from quant_pipelines.defs.resources import MarketDataSource, MongoResource
 from quant_pipelines.marketdata import is_session_open, next_session_close
 from quant_pipelines.optimizer import Validation, run_study
 from quant_pipelines.storage import optuna_storage, requests, studies
+from quant_pipelines.storage._request_resume import requeue_unfinished
 from quant_pipelines.storage.studies import StudiesRepository
 
 #: Run priority per asset class (higher runs first); ingestion runs at 10.
 ASSET_CLASS_PRIORITY = {"equity": 3, "fx": 2, "crypto": 1}
 ASSET_CLASS_TAG = "quant_pipelines/asset_class"
 REQUEST_TAG = "quant_pipelines/request_id"
+#: The run key of a request's run: the request id, then ``<id>:resume-<n>`` for the runs that
+#: resume its study after a run stopped at its wall-clock limit.
+REQUEST_RUN_KEY_TAG = "quant_pipelines/request_run_key"
 
 optimization_partitions = dg.MultiPartitionsDefinition(
     {
@@ -55,8 +59,17 @@ class OptimizationConfig(dg.Config):
     n_test_groups: int = 2
     oos_fraction: float = 0.3
     timeout_s: float = 0.0
+    #: Wall-clock limit of one run (seconds; 0 = none): no trial starts after it, the run
+    #: ends cleanly and a request's study is resumed by a later run (see ``wall_limit``).
+    max_wall_seconds: int = 7200
     study_name: str = ""
     request_id: str = ""
+
+    def wall_limit(self) -> float | None:
+        """Seconds this run may optimize: the smaller of ``timeout_s`` and
+        ``max_wall_seconds`` that is set (positive); None when neither is."""
+        limits = [float(x) for x in (self.timeout_s, self.max_wall_seconds) if x and x > 0]
+        return min(limits) if limits else None
 
     def to_validation(self) -> Validation:
         """The study's validation scheme."""
@@ -154,7 +167,7 @@ def optimization_study(
             strategy=strategy,
             study_name=study_name,
             n_trials=config.n_trials,
-            timeout=config.timeout_s or None,
+            timeout=config.wall_limit(),
             objective=config.objective,
             sampler=config.sampler,
             seed=config.seed,
@@ -180,6 +193,12 @@ def optimization_study(
     finally:
         if storage is not None:
             storage.close()  # stops the lease thread of this run
+    resumable = summary.stopped_at_limit and summary.trials_run > 0 and config.engine == "optuna"
+    if resumable:
+        context.log.info(
+            f"study {study_name}: wall-clock limit of {config.wall_limit():.0f} s reached "
+            f"with {summary.n_trials}/{config.n_trials} trials done; a later run resumes it"
+        )
     if config.request_id:
         final = {
             "done": summary.n_trials,
@@ -189,7 +208,20 @@ def optimization_study(
             "trials_per_hour": summary.trials_per_hour,
             "eta_s": 0.0,
         }
-        requests.update_status(db, config.request_id, requests.SUCCEEDED, progress=final)
+        if resumable:
+            # Not failed, not done: back in the queue (due now, progress kept); the request
+            # sensor launches a run that resumes the study by name.
+            final["eta_s"] = None
+            requeue_unfinished(
+                db,
+                config.request_id,
+                run_id,
+                progress=final,
+                reason=f"wall-clock limit of {config.wall_limit():.0f} s reached; "
+                f"{summary.n_trials}/{config.n_trials} trials done",
+            )
+        else:
+            requests.update_status(db, config.request_id, requests.SUCCEEDED, progress=final)
     stats = summary.statistics or {}
     return dg.MaterializeResult(
         metadata={
@@ -214,6 +246,7 @@ def optimization_study(
                 round(float((stats.get("spa") or {}).get("pvalue", 1.0)), 4)
             ),
             "status": dg.MetadataValue.text(summary.status),
+            "stopped_at_wall_limit": dg.MetadataValue.bool(bool(summary.stopped_at_limit)),
         }
     )
 
@@ -300,11 +333,18 @@ def request_run_config(request: dict) -> dict:
     return {"ops": {"optimization_study": {"config": config}}}
 
 
+def request_run_key(request: dict) -> str:
+    """The run key of a request's next run: its id, or ``<id>:resume-<n>`` after n resumes."""
+    resumes = int(request.get("resumes") or 0)
+    request_id = request["request_id"]
+    return request_id if resumes == 0 else f"{request_id}:resume-{resumes}"
+
+
 def plan_request_runs(
     db: Database,
     *,
     now: pd.Timestamp,
-    already_launched: Callable[[str], bool] = lambda _request_id: False,
+    already_launched: Callable[[str], bool] = lambda _run_key: False,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> list[dg.RunRequest]:
     """Run requests for the pending HTTP requests; market-hours ones are deferred.
@@ -312,17 +352,19 @@ def plan_request_runs(
     Args:
         db: The project database.
         now: The evaluation time (UTC).
-        already_launched: Whether a run already exists for a request id.
+        already_launched: Whether a run already exists for a run key (the request id for a
+            request's first run, ``<id>:resume-<n>`` for the runs resuming its study).
         log: Where deferrals are reported.
 
     Returns:
-        One run request per launchable request, keyed by its request id.
+        One run request per launchable request, keyed by :func:`request_run_key`.
     """
     market_open = is_session_open("XNYS", now)
     planned = []
     for request in requests.pending_requests(db, now=now.to_pydatetime()):
         request_id = request["request_id"]
-        if already_launched(request_id):
+        run_key = request_run_key(request)
+        if already_launched(run_key):
             continue
         if market_open and not request.get("urgent"):
             until = next_session_close("XNYS", now).to_pydatetime()
@@ -334,12 +376,16 @@ def plan_request_runs(
         asset_class = (request.get("asset_classes") or ["equity"])[0]
         planned.append(
             dg.RunRequest(
-                run_key=request_id,
+                run_key=run_key,
                 partition_key=dg.MultiPartitionKey(
                     {"strategy": request["params"]["strategy"], "asset_class": asset_class}
                 ),
                 run_config=request_run_config(request),
-                tags={**run_tags(asset_class), REQUEST_TAG: request_id},
+                tags={
+                    **run_tags(asset_class),
+                    REQUEST_TAG: request_id,
+                    REQUEST_RUN_KEY_TAG: run_key,
+                },
             )
         )
     return planned
@@ -355,10 +401,11 @@ def plan_request_runs(
 def optimization_request_sensor(context: dg.SensorEvaluationContext, mongo: MongoResource):
     """One run per request (the run key is the request id); market-hours requests wait."""
 
-    def already_launched(request_id: str) -> bool:
-        runs = context.instance.get_run_records(
-            filters=dg.RunsFilter(tags={REQUEST_TAG: request_id}), limit=1
-        )
+    def already_launched(run_key: str) -> bool:
+        # A request's first run is found by its request tag (runs launched before the
+        # run-key tag existed have only that one); a resuming run by its run-key tag.
+        tag = REQUEST_RUN_KEY_TAG if ":resume-" in run_key else REQUEST_TAG
+        runs = context.instance.get_run_records(filters=dg.RunsFilter(tags={tag: run_key}), limit=1)
         return bool(runs)
 
     planned = plan_request_runs(
@@ -383,6 +430,9 @@ class ParallelStudyConfig(dg.Config):
     sampler: str = "tpe"
     seed: int = 0
     asset_class: str = "equity"
+    #: Wall-clock limit of each worker (seconds; 0 = none); running the job again with the
+    #: same ``study_name`` resumes the study.
+    max_wall_seconds: int = 7200
 
 
 @dg.op(out=dg.DynamicOut(int), description="Fan the study out to its workers.")
@@ -411,6 +461,7 @@ def study_worker(worker: int, config: ParallelStudyConfig, mongo: MongoResource)
             n_trials=config.n_trials,
             sampler=config.sampler,
             seed=config.seed + worker,  # each worker samples its own stream
+            timeout=float(config.max_wall_seconds) if config.max_wall_seconds > 0 else None,
             storage=storage,
             recorder=StudiesRepository(db),
             asset_class=config.asset_class,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import lru_cache
+from pathlib import Path
 from typing import Literal
 
 import dagster as dg
@@ -12,9 +13,17 @@ import pymongo
 from pydantic import PrivateAttr
 from pymongo import ReplaceOne
 from pymongo.database import Database
+from pymongo.uri_parser import parse_uri
 
 from quant_pipelines.marketdata import FileSource, SyntheticSource, Universe, load_universe
-from quant_pipelines.settings import Settings, load_settings, redact_uri
+from quant_pipelines.settings import (
+    Settings,
+    embedded_credentials_path,
+    embedded_mongo_uri,
+    load_settings,
+    read_credentials,
+    redact_uri,
+)
 from quant_pipelines.storage import (
     BarsRepository,
     IngestBatchesRepository,
@@ -28,13 +37,16 @@ class MongoResource(dg.ConfigurableResource):
     """A MongoDB database reached through pymongo, with explicit timeouts.
 
     ``uri`` is bound with ``dg.EnvVar("MONGODB_URI")`` when that variable is set, so the
-    Dagster UI shows the variable's name and never its value.
+    Dagster UI shows the variable's name and never its value. For the embedded server, ``uri``
+    carries no credentials and ``credentials_file`` names the owner-only file they are read
+    from when the client connects, so the password is in no config the UI shows.
     """
 
     uri: str
     database: str = "quant_pipelines"
     server_selection_timeout_ms: int = 5_000
     timeout_ms: int = 60_000
+    credentials_file: str = ""
 
     _client: pymongo.MongoClient | None = PrivateAttr(default=None)
 
@@ -43,11 +55,23 @@ class MongoResource(dg.ConfigurableResource):
         """The URI with any password masked, for logs."""
         return redact_uri(self.uri)
 
+    def _client_uri(self) -> str:
+        """``uri`` with the embedded app user's credentials when ``credentials_file`` is set."""
+        if not self.credentials_file:
+            return self.uri
+        credentials = read_credentials(Path(self.credentials_file))
+        if credentials is None:  # not provisioned yet: the server refuses, naming the cause
+            return self.uri
+        host, port = parse_uri(self.uri)["nodelist"][0]
+        return embedded_mongo_uri(
+            port, host=host, user=credentials.app_user, password=credentials.app_password
+        )
+
     def get_client(self) -> pymongo.MongoClient:
         """The (lazily created, per-process) client."""
         if self._client is None:
             self._client = make_client(
-                self.uri,
+                self._client_uri(),
                 server_selection_timeout_ms=self.server_selection_timeout_ms,
                 timeout_ms=self.timeout_ms,
             )
@@ -193,11 +217,15 @@ def _bson_safe(record: dict) -> dict:
 def mongo_resource(settings: Settings | None = None) -> MongoResource:
     """The MongoDB resource for ``settings``, binding the URI through ``dg.EnvVar`` when set."""
     settings = settings or load_settings()
-    uri: str | dg.EnvVar = settings.mongodb_uri
-    if not settings.mongodb_is_embedded:
-        uri = dg.EnvVar("MONGODB_URI")
+    uri: str | dg.EnvVar = dg.EnvVar("MONGODB_URI")
+    credentials = ""
+    if settings.mongodb_is_embedded:
+        node = parse_uri(settings.mongodb_uri)["nodelist"][0]
+        uri = embedded_mongo_uri(node[1], host=node[0])
+        credentials = str(embedded_credentials_path(settings.dagster_home))
     return MongoResource(
         uri=uri,
+        credentials_file=credentials,
         database=settings.mongodb_db,
         server_selection_timeout_ms=settings.server_selection_timeout_ms,
         timeout_ms=settings.timeout_ms,

@@ -22,6 +22,7 @@ from quant_pipelines.services import promoted_strategies
 from quant_pipelines.settings import load_settings
 from quant_pipelines.signals import regimes
 from quant_pipelines.storage import GridFSPolicyStore
+from quant_pipelines.storage._signing_key import policy_signing_key
 from quant_pipelines.storage.kpis import upsert_kpi
 
 #: One policy per symbol: a policy trades one instrument, and its held-out replay is that
@@ -49,7 +50,7 @@ def _windows(config: RLTrainingConfig) -> tuple[pd.Timestamp, pd.Timestamp, pd.T
 
 
 def _store(mongo: MongoResource) -> GridFSPolicyStore:
-    return GridFSPolicyStore(mongo.get_db(), workdir=load_settings().dagster_home / "rl" / "cache")
+    return GridFSPolicyStore(mongo.get_db())
 
 
 def _asset_class(symbol: str) -> str:
@@ -86,7 +87,7 @@ def rl_policy(
         max_drawdown=config.max_drawdown,
     )
     run_dir = load_settings().dagster_home / "rl" / "runs" / f"{symbol}-{context.run.run_id[:8]}"
-    engine = RLEngine(store=_store(mongo), workdir=run_dir)
+    engine = RLEngine(store=_store(mongo), workdir=run_dir, signing_key=policy_signing_key())
     policy = engine.train(
         bars,
         algo=config.algo,
@@ -172,8 +173,8 @@ def rl_policy_replay(
     if not versions:
         raise dg.Failure(description=f"no RL policy for {symbol}; materialize rl_policy first")
     current = versions[0]
-    engine = RLEngine(store=store)
-    policy = engine.load(current["policy_id"])  # refuses a file whose SHA-256 changed
+    engine = RLEngine(store=store, signing_key=policy_signing_key())
+    policy = engine.load(current["policy_id"])  # refuses a policy whose signature fails
     holdout = pd.Timestamp(current["holdout_start"])
     holdout = holdout.tz_localize("UTC") if holdout.tzinfo is None else holdout
     warmup = holdout - pd.Timedelta(days=90)
@@ -186,7 +187,7 @@ def rl_policy_replay(
     result_bars = bars[bars.index >= held_out.index[0]]
     episodes = engine.evaluate_episodes(policy, bars, n_episodes=8, seed=0, start=held_out.index[0])
     m = result.metrics
-    limit = float(current.get("guardrails", {}).get("max_drawdown") or config.max_drawdown)
+    limit = float((policy.guardrails or {}).get("max_drawdown") or config.max_drawdown)  # signed
     compliant = abs(float(m["max_drawdown"])) <= limit
     previous = next(
         (v for v in versions[1:] if (v.get("replay") or {}).get("sharpe") is not None), None

@@ -259,6 +259,9 @@ class StudySummary:
         best_oos_sharpe: The best trial's out-of-sample Sharpe ratio.
         best_deflated_sharpe: Its deflated Sharpe ratio over every configuration tried.
         statistics: The study's overfitting statistics (``StudyStatistics.to_dict()``).
+        stopped_at_limit: This call stopped starting trials because its ``timeout`` (the
+            run's wall-clock limit) ran out before the budget was spent: the study is
+            "incomplete" and a later call with the same name resumes it.
     """
 
     study_name: str
@@ -283,6 +286,7 @@ class StudySummary:
     best_oos_sharpe: float | None = None
     best_deflated_sharpe: float | None = None
     statistics: dict[str, Any] | None = None
+    stopped_at_limit: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able dict."""

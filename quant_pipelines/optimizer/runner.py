@@ -101,7 +101,11 @@ def run_study(
         strategy: Registered strategy name.
         study_name: Study to create, or resume when it exists in ``storage``.
         n_trials: Budget of done trials in the study.
-        timeout: Seconds this call may run (None = no limit).
+        timeout: Seconds this call may spend optimizing (None = no limit): the run's
+            wall-clock limit. No trial starts after it; the trial running then finishes
+            (so none is left RUNNING), the call returns an "incomplete" summary with
+            ``stopped_at_limit`` set, and a later call with the same ``study_name`` resumes
+            the study until ``n_trials`` trials are done.
         objective: A key of ``OBJECTIVES``.
         sampler: Optuna: one of ``SAMPLERS``; Hyperopt: one of ``HYPEROPT_ALGOS``.
         seed: Seed of the sampler.
@@ -380,4 +384,14 @@ def _run_optuna(
         # A live worker's trial still runs (settle waited for it in vain): not completed
         # while a trial runs; that worker's own end of run sets the final status.
         summary = replace(summary, status="running")
+    if summary.status == "incomplete" and timeout is not None and clock.elapsed() >= timeout:
+        _log.info(
+            "study %s: wall-clock limit of %.0f s reached after %d of %d trials; "
+            "a later run resumes it",
+            study_name,
+            timeout,
+            summary.n_trials,
+            n_trials,
+        )
+        summary = replace(summary, stopped_at_limit=True)
     return mirror.finish(records, summary)

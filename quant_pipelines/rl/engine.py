@@ -15,23 +15,26 @@ from quant_pipelines.rl._algos import algo_class, merged_hyperparams
 from quant_pipelines.rl._envs import env_config
 from quant_pipelines.rl._replay import episode_stats, policy_positions
 from quant_pipelines.rl._training import RunSpec, run_training
+from quant_pipelines.rl.artifact import PolicyArtifact, pack_policy, verify_and_load
 from quant_pipelines.rl.guardrails import Guardrails, preflight
-from quant_pipelines.rl.hashing import PolicyIntegrityError
+from quant_pipelines.rl.hashing import PolicyIntegrityError, check_policy_id
 from quant_pipelines.rl.policy import TrainedPolicy
 
 
 class PolicyStore(Protocol):
     """What ``RLEngine`` needs from a policy store (duck-typed; e.g. a GridFS repository).
 
-    ``save_policy`` receives the model zip and :meth:`TrainedPolicy.meta` (which holds the
-    zip's ``sha256``) and returns a policy id. ``load_policy`` returns a local path of the zip
-    and the stored metadata, or just the path (then ``RLEngine.load`` needs ``meta=``); the
-    engine checks the zip against ``meta["sha256"]`` before SB3 opens it.
+    ``save_policy`` receives a :class:`PolicyArtifact` (safetensors weights, canonical JSON
+    metadata, HMAC signature) and the descriptive :meth:`TrainedPolicy.meta`, and returns the
+    artifact's ``policy_id``. ``load_policy`` returns an object with the artifact's four
+    attributes (``policy_id``, ``weights``, ``spec``, ``signature``); the engine verifies the
+    signature with its own key before anything is parsed. Stores keep bytes in memory: nothing
+    is written to disk under a name taken from the database.
     """
 
-    def save_policy(self, path: Path, meta: dict[str, Any]) -> str: ...
+    def save_policy(self, artifact: PolicyArtifact, meta: dict[str, Any]) -> str: ...
 
-    def load_policy(self, policy_id: str) -> tuple[str | Path, dict[str, Any]] | str | Path: ...
+    def load_policy(self, policy_id: str) -> Any: ...
 
 
 class RLEngine:
@@ -42,6 +45,10 @@ class RLEngine:
         workdir: Parent directory of training runs (checkpoints, best and final models); a
             ``quant_pipelines_rl`` folder in the system temp dir when None.
         verbose: SB3 verbosity.
+        signing_key: HMAC key that signs stored policies and verifies loaded ones (at least 32
+            bytes); needed to save to or load from a store. It must not come from the policy
+            database: ``storage._signing_key.policy_signing_key()`` reads the environment or
+            an owner-only file under ``DAGSTER_HOME``.
     """
 
     def __init__(
@@ -50,8 +57,10 @@ class RLEngine:
         store: PolicyStore | None = None,
         workdir: str | Path | None = None,
         verbose: int = 0,
+        signing_key: bytes | None = None,
     ) -> None:
         self.store = store
+        self.signing_key = signing_key
         self.workdir = (
             Path(workdir) if workdir else Path(tempfile.gettempdir()) / "quant_pipelines_rl"
         )
@@ -233,38 +242,49 @@ class RLEngine:
         )
         return episode_stats(policy, env, n_episodes=n_episodes, seed=seed)
 
+    def _key(self) -> bytes:
+        if self.store is None:
+            raise RuntimeError("RLEngine has no store; stored policies need RLEngine(store=...)")
+        if self.signing_key is None:
+            raise PolicyIntegrityError("RLEngine has no signing_key; pass RLEngine(signing_key=)")
+        return self.signing_key
+
     def save(self, policy: TrainedPolicy) -> str:
-        """Save a policy to the store; returns (and sets) its ``policy_id``.
+        """Sign and save a policy to the store; returns (and sets) its ``policy_id``.
+
+        The id is ``policy.policy_id`` when set, else ``<algo>-<weights sha256[:16]>``; it is
+        checked against ``POLICY_ID_PATTERN`` and signed with the metadata.
 
         Raises:
             RuntimeError: Without a store.
+            PolicyIntegrityError: Without a signing key, or with an invalid id.
+            PolicyFormatError: If the policy cannot be described in plain JSON.
         """
-        if self.store is None:
-            raise RuntimeError("RLEngine has no store; use TrainedPolicy.save(path) instead")
-        if policy.path is None or policy.sha256 is None:
-            policy.save(self.workdir / f"{policy.algo}-seed{policy.seed}.zip")
-        policy.policy_id = self.store.save_policy(Path(policy.path), policy.meta())
-        return policy.policy_id
-
-    def load(self, policy_id: str, *, meta: dict[str, Any] | None = None) -> TrainedPolicy:
-        """Load a stored policy, refusing a zip whose SHA-256 differs from the recorded one.
-
-        Args:
-            policy_id: The store's id.
-            meta: Trusted metadata with ``sha256`` and ``algo``; needed when the store's
-                ``load_policy`` returns only a path, otherwise the store's metadata is used.
-
-        Raises:
-            RuntimeError: Without a store.
-            PolicyIntegrityError: On a missing or different hash (before SB3 deserialises).
-        """
-        if self.store is None:
-            raise RuntimeError("RLEngine has no store; use TrainedPolicy.load(path, meta)")
-        loaded = self.store.load_policy(policy_id)
-        path, stored = loaded if isinstance(loaded, tuple) else (loaded, None)
-        record = meta if meta is not None else stored
-        if record is None:
-            raise PolicyIntegrityError(f"no recorded metadata (sha256) for policy {policy_id!r}")
-        policy = TrainedPolicy.load(path, record)
+        key = self._key()
+        policy.sha256 = policy.weights_sha256()
+        default = f"{policy.algo}-{policy.sha256[:16]}"
+        policy_id = check_policy_id(default if policy.policy_id is None else policy.policy_id)
+        artifact = pack_policy(policy, key, policy_id)
+        stored_id = self.store.save_policy(artifact, {**policy.meta(), "policy_id": policy_id})
+        if stored_id != policy_id:
+            raise PolicyIntegrityError(f"the store saved {policy_id!r} as {stored_id!r}")
         policy.policy_id = policy_id
-        return policy
+        return policy_id
+
+    def load(self, policy_id: str) -> TrainedPolicy:
+        """Load a stored policy, refusing one whose signature does not verify.
+
+        Everything happens in memory: the store's bytes are verified (HMAC over the weights'
+        SHA-256 and the metadata JSON) before the JSON is parsed against its schema, an SB3 model
+        is built from the stored spaces and hyperparameters, and the safetensors weights are
+        loaded into it. Nothing is unpickled.
+
+        Raises:
+            RuntimeError: Without a store.
+            PolicyIntegrityError: On an invalid id, a missing key, or a bad signature.
+            PolicyFormatError: On signed metadata that breaks the schema.
+        """
+        key = self._key()
+        check_policy_id(policy_id)
+        artifact = PolicyArtifact.of(self.store.load_policy(policy_id))
+        return verify_and_load(artifact, key, policy_id=policy_id)

@@ -1,30 +1,33 @@
-"""Integrity checks for policy files: hash before Stable-Baselines3 opens the zip.
+"""Hashes, HMAC signatures and ids of stored policies.
 
-An SB3 ``.zip`` holds cloudpickled objects, so loading an untrusted file can run code. A policy
-is therefore loaded only through :func:`verify_and_load`: it reads the file's bytes once, checks
-their SHA-256 against the hash recorded when the policy was saved (``rl_policies.sha256``), and
-hands SB3 the *verified bytes* (not the path, which could change between the check and the open).
-A mismatch raises :class:`PolicyIntegrityError` before SB3 sees anything.
+A stored policy is two byte strings: its network weights (safetensors) and its metadata (a
+canonical JSON text, see :mod:`quant_pipelines.rl._spec`). Its signature is
+
+    HMAC-SHA256(key, b"qp-rl-policy/1\\0" + sha256(weights).hex() + b"\\0" + metadata_json)
+
+with a key that never lives in the policy database (the caller passes it in as bytes).
+:func:`verify_signature` recomputes the weights' hash from the bytes actually read, so a hash
+stored next to the weights is never trusted, and it runs before anything is parsed.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import re
 from pathlib import Path
-from typing import Any
-
-from stable_baselines3.common.base_class import BaseAlgorithm
-
-from quant_pipelines.rl._algos import algo_class
 
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+_DOMAIN = b"qp-rl-policy/1\x00"
+MIN_KEY_BYTES = 32
+
+#: Policy ids: a letter or digit, then letters, digits, ``_``, ``.``, ``-`` (no ``..``); at most
+#: 128 characters. ``storage.policies`` enforces the same pattern on its side.
+POLICY_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class PolicyIntegrityError(Exception):
-    """A policy file does not match its recorded SHA-256 (or no valid hash was given)."""
+    """A stored policy is not what was signed (or has no valid signature or id)."""
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -49,50 +52,66 @@ def sha256_file(path: str | Path, *, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def verify_bytes(path: str | Path, expected_sha256: str) -> bytes:
-    """Read a file and return its bytes if their SHA-256 is ``expected_sha256``.
+def check_policy_id(policy_id: object) -> str:
+    """Return ``policy_id`` if it matches :data:`POLICY_ID_PATTERN` and has no ``..``.
 
     Raises:
-        PolicyIntegrityError: If the expected hash is not 64 hex digits or does not match.
+        PolicyIntegrityError: Otherwise (a path-like or oversized id is never used).
     """
-    expected = str(expected_sha256 or "").strip().lower()
-    if not _HEX64.match(expected):
+    if (
+        not isinstance(policy_id, str)
+        or not POLICY_ID_PATTERN.fullmatch(policy_id)
+        or ".." in policy_id
+    ):
         raise PolicyIntegrityError(
-            f"refusing to load {path}: expected a 64-hex-digit SHA-256, got {expected_sha256!r}"
+            f"invalid policy id {policy_id!r}: expected {POLICY_ID_PATTERN.pattern} without '..'"
         )
-    data = Path(path).read_bytes()
-    actual = sha256_bytes(data)
-    if not hmac.compare_digest(actual, expected):
+    return policy_id
+
+
+def _check_key(key: object) -> bytes:
+    if not isinstance(key, bytes | bytearray) or len(key) < MIN_KEY_BYTES:
         raise PolicyIntegrityError(
-            f"refusing to load {path}: SHA-256 {actual} does not match the recorded {expected}"
+            f"a policy signing key of at least {MIN_KEY_BYTES} bytes is required "
+            "(QP_POLICY_SIGNING_KEY or $DAGSTER_HOME/secrets/policy_signing.key)"
         )
-    return data
+    return bytes(key)
 
 
-def verify_and_load(
-    path: str | Path,
-    expected_sha256: str,
-    algo: str,
-    *,
-    env: Any = None,
-    device: str = "cpu",
-) -> BaseAlgorithm:
-    """Check a policy file's SHA-256, then load it with Stable-Baselines3.
+def signing_message(weights_sha256: str, spec_json: str) -> bytes:
+    """The bytes a policy signature covers: the weights' hash and the metadata JSON."""
+    return _DOMAIN + weights_sha256.encode("ascii") + b"\x00" + spec_json.encode("utf-8")
 
-    Args:
-        path: The policy ``.zip``.
-        expected_sha256: The hash recorded when the policy was saved (from a trusted record).
-        algo: "ppo", "a2c", "dqn" or "sac".
-        env: Optional env to attach to the loaded model (needed to continue training).
-        device: Torch device.
 
-    Returns:
-        The loaded SB3 model.
+def sign_policy(key: bytes, weights: bytes, spec_json: str) -> str:
+    """Hex HMAC-SHA256 signature of a policy's weights and canonical metadata JSON.
 
     Raises:
-        PolicyIntegrityError: If the hash is missing, malformed or different; nothing of the
-            file has been deserialised then.
+        PolicyIntegrityError: If the key is missing or shorter than :data:`MIN_KEY_BYTES`.
     """
-    data = verify_bytes(path, expected_sha256)
-    cls = algo_class(algo)
-    return cls.load(io.BytesIO(data), env=env, device=device)
+    message = signing_message(sha256_bytes(weights), spec_json)
+    return hmac.new(_check_key(key), message, hashlib.sha256).hexdigest()
+
+
+def verify_signature(key: bytes, weights: object, spec_json: object, signature: object) -> None:
+    """Check a stored policy's signature before anything of it is parsed.
+
+    Only types are looked at here: the weights must be bytes, the metadata a string, the
+    signature 64 lowercase hex digits; then the HMAC is recomputed from the bytes given and
+    compared in constant time.
+
+    Raises:
+        PolicyIntegrityError: On a missing, malformed or different signature.
+    """
+    if not isinstance(weights, bytes) or not isinstance(spec_json, str):
+        raise PolicyIntegrityError("refusing policy: weights must be bytes and metadata a str")
+    if not isinstance(signature, str) or not _HEX64.match(signature):
+        raise PolicyIntegrityError(
+            f"refusing policy: expected a 64-hex-digit HMAC-SHA256 signature, got {signature!r}"
+        )
+    expected = sign_policy(key, weights, spec_json)
+    if not hmac.compare_digest(expected, signature):
+        raise PolicyIntegrityError(
+            "refusing policy: its HMAC-SHA256 signature does not verify (weights or metadata "
+            "changed since signing, or signed with another key); nothing was parsed"
+        )

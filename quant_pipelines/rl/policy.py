@@ -1,4 +1,8 @@
-"""``TrainedPolicy``: an SB3 model with everything needed to replay, store and audit it."""
+"""``TrainedPolicy``: an SB3 model with everything needed to replay, store and audit it.
+
+A policy is stored as safetensors weights plus signed JSON metadata (see ``rl.artifact``);
+:meth:`TrainedPolicy.save` only writes the trainer's own local SB3 checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import safetensors.torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from quant_pipelines.rl._envs import simulator_kwargs
-from quant_pipelines.rl.hashing import sha256_file, verify_and_load
+from quant_pipelines.rl.hashing import sha256_bytes
 from quant_pipelines.simulator import TradingSimulator
 
 META_VERSION = 1
@@ -38,8 +43,9 @@ class TrainedPolicy:
         best_model_path: EvalCallback's best model on the validation range, if any.
         metrics: Training metrics (episodes, lengths, rewards, evaluations, stop reason, ...).
         run_dir: Directory of the training run.
-        path: Where the model zip was last saved.
-        sha256: SHA-256 of that zip.
+        path: The local SB3 checkpoint zip written by the trainer (None for a policy loaded
+            from a store: stored policies are never zips).
+        sha256: SHA-256 of the policy's safetensors weights (what a store signs).
         policy_id: Id given by the policy store, when stored.
     """
 
@@ -101,38 +107,32 @@ class TrainedPolicy:
             "policy_id": self.policy_id,
         }
 
-    def save(self, path: str | Path) -> str:
-        """Save the model zip and a ``.json`` metadata sidecar; returns the zip's SHA-256.
+    def weights_sha256(self) -> str:
+        """SHA-256 of the safetensors weights of the model's policy network."""
+        return sha256_bytes(weights_bytes(self.model))
 
-        The sidecar is a convenience for humans; a load must take the expected hash from a
-        trusted record (the store), not from the sidecar next to the file.
+    def save(self, path: str | Path) -> str:
+        """Write the trainer's local SB3 checkpoint zip and a ``.json`` metadata sidecar.
+
+        The zip is for this machine only (resuming a run); it is never stored nor loaded from
+        a store, which keeps safetensors weights and signed JSON (``rl.artifact``) instead.
+
+        Returns:
+            The SHA-256 of the policy's safetensors weights (also set as ``sha256``).
         """
         p = Path(path).with_suffix(".zip")
         p.parent.mkdir(parents=True, exist_ok=True)
         self.model.save(p)
         self.path = str(p)
-        self.sha256 = sha256_file(p)
+        self.sha256 = self.weights_sha256()
         p.with_suffix(".json").write_text(json.dumps(self.meta(), indent=2, sort_keys=True))
         return self.sha256
 
-    @classmethod
-    def load(cls, path: str | Path, meta: dict[str, Any]) -> TrainedPolicy:
-        """Load a saved policy after checking the zip against ``meta["sha256"]``.
 
-        Args:
-            path: The model zip.
-            meta: Trusted metadata (from the store), as produced by :meth:`meta`.
-
-        Raises:
-            PolicyIntegrityError: If the file's hash differs (nothing is deserialised).
-        """
-        model = verify_and_load(path, meta.get("sha256") or "", meta["algo"])
-        fields = {
-            k: meta.get(k)
-            for k in cls.__dataclass_fields__
-            if k not in ("model", "path") and k in meta
-        }
-        return cls(model=model, path=str(path), **fields)
+def weights_bytes(model: BaseAlgorithm) -> bytes:
+    """safetensors bytes of ``model.policy.state_dict()`` (contiguous CPU copies)."""
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in model.policy.state_dict().items()}
+    return safetensors.torch.save(state)
 
 
 def _jsonable(value: Any) -> Any:

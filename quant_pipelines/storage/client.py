@@ -6,16 +6,30 @@ import datetime as dt
 
 import pymongo
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, PyMongoError
+from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
-from quant_pipelines.settings import redact_uri, uri_hosts
+from quant_pipelines.settings import (
+    InvalidMongoURIError,
+    redact_uri,
+    uri_hosts,
+    validate_mongodb_uri,
+)
 
 DEFAULT_SERVER_SELECTION_TIMEOUT_MS = 5_000
 DEFAULT_TIMEOUT_MS = 60_000
 
 
+#: Server error codes: the credentials were refused / the user may not run the command.
+AUTHENTICATION_FAILED = 18
+UNAUTHORIZED = 13
+
+
 class MongoUnavailableError(ConnectionError):
     """MongoDB could not be reached; the message names the host, never a password."""
+
+
+class MongoAuthenticationError(MongoUnavailableError):
+    """MongoDB refused the credentials (or the user's rights); one line, host and cause."""
 
 
 def make_client(
@@ -40,7 +54,15 @@ def make_client(
 
     Returns:
         A ``pymongo.MongoClient``.
+
+    Raises:
+        MongoUnavailableError: The URI is invalid, e.g. a password that is not
+            percent-encoded (the message names the host, never the password).
     """
+    try:
+        validate_mongodb_uri(uri)
+    except InvalidMongoURIError as exc:
+        raise MongoUnavailableError(str(exc)) from None
     kwargs: dict[str, object] = {
         "tz_aware": True,
         "tzinfo": dt.UTC,
@@ -69,6 +91,7 @@ def ping(client: pymongo.MongoClient, uri: str) -> None:
         uri: The URI it was built from, used only to name the host in the error.
 
     Raises:
+        MongoAuthenticationError: The server refused the credentials.
         MongoUnavailableError: The server did not answer within the selection timeout.
     """
     # With timeoutMS set, pymongo waits up to timeoutMS (not serverSelectionTimeoutMS) for a
@@ -77,12 +100,28 @@ def ping(client: pymongo.MongoClient, uri: str) -> None:
     try:
         with pymongo.timeout(deadline):
             client.admin.command("ping")
+    except OperationFailure as exc:
+        if exc.code in (AUTHENTICATION_FAILED, UNAUTHORIZED):
+            raise MongoAuthenticationError(describe_failure(uri, exc)) from None
+        raise
     except (ConnectionFailure, pymongo.errors.ExecutionTimeout) as exc:
         raise MongoUnavailableError(describe_failure(uri, exc)) from None
 
 
 def describe_failure(uri: str, exc: BaseException) -> str:
-    """A one-line description of a connection failure naming the hosts and no credentials."""
+    """A one-line description of a connection failure naming the hosts and no credentials.
+
+    Refused credentials (``OperationFailure`` code 18) and missing rights (code 13) get their
+    own line; pymongo's message is never repeated (its ``details`` echo the server's reply).
+    """
+    if isinstance(exc, OperationFailure) and exc.code == AUTHENTICATION_FAILED:
+        return f"MongoDB at {uri_hosts(uri)} refused the credentials (authentication failed)"
+    if isinstance(exc, OperationFailure) and exc.code == UNAUTHORIZED:
+        return (
+            f"MongoDB at {uri_hosts(uri)} refused the operation (not authorized): check the "
+            "user and its roles, or run `quant-pipelines mongo start` to provision the "
+            "embedded server's credentials"
+        )
     timeout = ""
     if isinstance(exc, pymongo.errors.ServerSelectionTimeoutError):
         timeout = " (server selection timed out)"

@@ -12,6 +12,7 @@ OPTUNA_JOURNAL = "optuna_journal"
 OPTIMIZATION_REQUESTS = "optimization_requests"
 RL_POLICIES = "rl_policies"
 KPIS = "kpis"
+API_KEYS = "api_keys"
 
 #: The natural (unique) key of every collection, in index order.
 UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
@@ -25,6 +26,7 @@ UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
     OPTIMIZATION_REQUESTS: ("request_id",),
     RL_POLICIES: ("policy_id",),
     KPIS: ("kpi", "period"),
+    API_KEYS: ("key_hash",),  # also unique on "name" (indexes.py)
 }
 
 ALL_COLLECTIONS: tuple[str, ...] = tuple(UNIQUE_KEYS)

@@ -7,7 +7,7 @@ from pymongo.database import Database
 
 from quant_pipelines.storage import collections as c
 
-#: Secondary (non-unique) indexes that queries and dashboards rely on.
+#: Secondary indexes that queries and dashboards rely on (non-unique unless marked).
 _SECONDARY: dict[str, list[IndexModel]] = {
     c.BARS: [IndexModel([("batch_id", ASCENDING)], name="batch_id")],
     c.INGEST_BATCHES: [
@@ -25,12 +25,14 @@ _SECONDARY: dict[str, list[IndexModel]] = {
     ],
     c.TRIALS: [IndexModel([("study_name", ASCENDING), ("value", DESCENDING)], name="study_value")],
     c.OPTIMIZATION_REQUESTS: [
-        IndexModel([("status", ASCENDING), ("created_at", ASCENDING)], name="status_created")
+        IndexModel([("status", ASCENDING), ("created_at", ASCENDING)], name="status_created"),
+        IndexModel([("requested_by", ASCENDING), ("status", ASCENDING)], name="requester_status"),
     ],
     c.RL_POLICIES: [
         IndexModel([("symbol", ASCENDING), ("created_at", DESCENDING)], name="symbol_created")
     ],
     c.KPIS: [IndexModel([("kpi", ASCENDING), ("computed_at", DESCENDING)], name="kpi_computed")],
+    c.API_KEYS: [IndexModel([("name", ASCENDING)], unique=True, name="uniq_name")],
 }
 
 

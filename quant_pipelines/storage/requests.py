@@ -17,6 +17,12 @@ Status vocabulary and lifecycle::
 Every change appends ``{status, at, run_id?, note?}`` to ``history``. The ``request_id`` is
 unique; a request made with an ``Idempotency-Key`` gets a request id derived from the key, so
 the unique index itself guarantees one document per key, even under concurrent retries.
+
+The request id is chosen before the write, and the write is an upsert on it: when MongoDB
+applied the write but answered with a retryable error (a ``writeConcernError``, a dropped
+connection), the repeated write finds the document it made instead of making a second one. A
+client that repeats a POST itself (say after a timeout) must send an Idempotency-Key: without
+one, every POST is a new request.
 """
 
 from __future__ import annotations
@@ -24,16 +30,26 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bson import ObjectId
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import (
+    AutoReconnect,
+    DuplicateKeyError,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+    WriteConcernError,
+)
 
 from quant_pipelines.storage.collections import OPTIMIZATION_REQUESTS
+
+_log = logging.getLogger(__name__)
 
 QUEUED, DEFERRED, RUNNING, SUCCEEDED, FAILED = (
     "queued",
@@ -130,7 +146,9 @@ def create_request(
         now: Creation time (default: the clock).
 
     Returns:
-        The stored document and ``created`` (False when the key had been used already).
+        The stored document and ``created`` (False when the key had been used already). A
+        write that MongoDB applied but answered with a retryable error is repeated (an upsert
+        on the same id, so at most one document) and counts as created.
 
     Raises:
         IdempotencyConflictError: The key was used before with different ``params``.
@@ -158,22 +176,57 @@ def create_request(
     }
     for key, value in (extra or {}).items():
         doc.setdefault(key, value)
+    # The id (and the _id) are fixed before the first attempt and the write is an upsert on the
+    # request id: retrying it, by the driver or below, can never create a second document.
+    doc["_id"] = ObjectId()
     coll = db[OPTIMIZATION_REQUESTS]
-    try:
-        coll.insert_one(doc)
-    except DuplicateKeyError:
-        existing = coll.find_one({"request_id": request_id}, {"_id": 0})
-        if existing is None:  # pragma: no cover - deleted between the insert and the read
-            raise
-        if existing.get("fingerprint") != fingerprint:
-            raise IdempotencyConflictError(
-                "Idempotency-Key was already used with a different request body "
-                f"(request {request_id})",
-                request_id,
-            ) from None
-        return CreateResult(existing, created=False)
-    doc.pop("_id", None)
-    return CreateResult(doc, created=True)
+    for attempt in range(1, _WRITE_ATTEMPTS + 1):
+        try:
+            written = coll.update_one(
+                {"request_id": request_id}, {"$setOnInsert": doc}, upsert=True
+            )
+        except DuplicateKeyError:
+            break  # a concurrent request with the same key inserted first
+        except PyMongoError as exc:
+            if attempt == _WRITE_ATTEMPTS or not _may_retry_write(exc):
+                raise
+            _log.warning("retrying the write of request %s after %s", request_id, type(exc))
+            continue
+        if written.upserted_id is not None:
+            doc.pop("_id")
+            return CreateResult(doc, created=True)
+        break
+    existing = coll.find_one({"request_id": request_id})
+    if existing is None:  # pragma: no cover - deleted between the write and the read
+        raise RequestNotFoundError(f"request {request_id} vanished while being created")
+    if existing.pop("_id") == doc["_id"]:  # an earlier attempt of ours was applied
+        doc.pop("_id")
+        return CreateResult(doc, created=True)
+    if existing.get("fingerprint") != fingerprint:
+        raise IdempotencyConflictError(
+            "Idempotency-Key was already used with a different request body "
+            f"(request {request_id})",
+            request_id,
+        )
+    return CreateResult(existing, created=False)
+
+
+#: Attempts of :func:`create_request`'s write, each on top of the driver's own single retry.
+_WRITE_ATTEMPTS = 2
+
+
+def _may_retry_write(exc: PyMongoError) -> bool:
+    """Whether the write may have failed transiently (and so may be repeated at once).
+
+    A ``writeConcernError`` (the write was applied but its durability is not confirmed), an
+    error labelled ``RetryableWriteError``, or a dropped connection. Not a timeout: the
+    request's deadline is spent, and not a server selection failure: nothing was sent.
+    """
+    if getattr(exc, "timeout", False) or isinstance(exc, ServerSelectionTimeoutError):
+        return False
+    return isinstance(exc, WriteConcernError | AutoReconnect) or exc.has_error_label(
+        "RetryableWriteError"
+    )
 
 
 def get_request(db: Database, request_id: str) -> dict[str, Any] | None:
@@ -219,6 +272,38 @@ def pending_requests(
     }
     cursor = db[OPTIMIZATION_REQUESTS].find(query, {"_id": 0})
     return list(cursor.sort([("created_at", ASCENDING), ("request_id", ASCENDING)]).limit(limit))
+
+
+#: Statuses that count against a key's quota (waiting for, or holding, a run).
+ACTIVE_STATUSES: tuple[str, ...] = (QUEUED, DEFERRED, RUNNING)
+
+
+def active_usage(db: Database, requested_by: str) -> tuple[int, int]:
+    """What one requester has queued or running: for the per-key quotas of the API.
+
+    Args:
+        db: The project database.
+        requested_by: The requester (the API key's name, field ``requested_by``).
+
+    Returns:
+        The number of queued, deferred or running requests, and the trials they ask for in
+        total (``params.n_trials``).
+    """
+    rows = db[OPTIMIZATION_REQUESTS].aggregate(
+        [
+            {"$match": {"requested_by": requested_by, "status": {"$in": list(ACTIVE_STATUSES)}}},
+            {
+                "$group": {
+                    "_id": None,
+                    "requests": {"$sum": 1},
+                    "trials": {"$sum": {"$ifNull": ["$params.n_trials", 0]}},
+                }
+            },
+        ]
+    )
+    for row in rows:
+        return int(row["requests"]), int(row["trials"])
+    return 0, 0
 
 
 def _checked(status: str) -> str:
@@ -381,6 +466,7 @@ def update_status(
 
 
 __all__ = [
+    "ACTIVE_STATUSES",
     "DEFERRED",
     "FAILED",
     "PENDING_STATUSES",
@@ -394,6 +480,7 @@ __all__ = [
     "IdempotencyConflictError",
     "InvalidRequestTransitionError",
     "RequestNotFoundError",
+    "active_usage",
     "create_request",
     "get_request",
     "list_requests",

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from pymongo.database import Database
 
 from quant_pipelines.storage.collections import ANOMALIES
+from quant_pipelines_tests.api_tests.conftest import ADMIN_KEY_NAME, READ_KEY_NAME
 
 T0 = dt.datetime(2024, 3, 1, tzinfo=dt.UTC)
 
@@ -62,7 +63,7 @@ def test_ack_then_resolve(client: TestClient, mongo_db: Database, anomaly_ids):
     assert body["id"] == aapl
     assert body["status"] == "acknowledged"
     assert dt.datetime.fromisoformat(body["acknowledged_at"]) > T0
-    assert body["history"][-1]["actor"] == "jane"
+    assert body["history"][-1]["actor"] == ADMIN_KEY_NAME  # the key's name, not the body's
     assert body["history"][-1]["note"] == "looking"
     resolved = client.post(f"/alerts/{aapl}/resolve")
     assert resolved.status_code == 200
@@ -119,3 +120,21 @@ def test_bad_action_bodies_change_nothing(client: TestClient, mongo_db, anomaly_
     aapl = anomaly_ids[0]
     assert client.post(f"/alerts/{aapl}/ack", json=body).status_code == 422
     assert mongo_db[ANOMALIES].find_one({"_id": ObjectId(aapl)})["status"] == "open"
+
+
+@pytest.mark.parametrize("action", ["ack", "resolve", "false-positive"])
+def test_transitions_need_the_alerts_write_scope(
+    read_client: TestClient, anon_client: TestClient, mongo_db: Database, anomaly_ids, action
+):
+    aapl = anomaly_ids[0]
+    assert read_client.get("/alerts").status_code == 200  # read is enough to list
+    forbidden = read_client.post(f"/alerts/{aapl}/{action}", json={"actor": READ_KEY_NAME})
+    assert forbidden.status_code == 403
+    assert "alerts:write" in forbidden.json()["detail"]
+    anonymous = anon_client.post(f"/alerts/{aapl}/{action}")
+    assert anonymous.status_code == 401
+    assert anonymous.headers["WWW-Authenticate"].startswith("Bearer")
+    assert anon_client.get("/alerts").status_code == 401
+    stored = mongo_db[ANOMALIES].find_one({"_id": ObjectId(aapl)})
+    assert stored["status"] == "open"
+    assert "history" not in stored

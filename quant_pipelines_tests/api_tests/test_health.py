@@ -8,6 +8,7 @@ from fastapi.testclient import TestClient
 from quant_pipelines.api import create_app
 from quant_pipelines.settings import Settings
 from quant_pipelines.storage.embedded import free_port
+from quant_pipelines_tests.api_tests.conftest import TEST_HOSTS, bearer
 
 PASSWORD = "hunter2-s3cret"
 
@@ -23,7 +24,8 @@ def unreachable_client() -> TestClient:
         server_selection_timeout_ms=200,
         timeout_ms=1_000,
     )
-    with TestClient(create_app(settings)) as test_client:
+    app = create_app(settings, allowed_hosts=TEST_HOSTS)
+    with TestClient(app, headers=bearer("qp_some-key-that-cannot-be-checked")) as test_client:
         test_client.port = port
         yield test_client
 
@@ -38,8 +40,8 @@ def test_healthz_ok(client: TestClient, mongo_uri: str):
 
 def test_healthz_ok_from_settings(mongo_uri: str, db_name: str):
     settings = Settings(mongodb_uri=mongo_uri, mongodb_db=db_name)
-    with TestClient(create_app(settings)) as test_client:
-        assert test_client.get("/healthz").json()["status"] == "ok"
+    with TestClient(create_app(settings, allowed_hosts=TEST_HOSTS)) as test_client:
+        assert test_client.get("/healthz").json()["status"] == "ok"  # no key needed
 
 
 def test_healthz_unreachable_names_host_not_password(unreachable_client: TestClient):
@@ -74,9 +76,22 @@ def test_routes_answer_503_when_mongodb_is_down(
     assert PASSWORD not in answer.text
 
 
-def test_validation_happens_before_mongodb_is_touched(unreachable_client: TestClient):
+def test_missing_key_is_401_without_touching_mongodb(unreachable_client: TestClient):
+    del unreachable_client.headers["authorization"]
     answer = unreachable_client.post("/backtests/optimize", json={"strategy": {"$ne": ""}})
-    assert answer.status_code == 422
+    assert answer.status_code == 401
+    assert unreachable_client.get("/alerts").status_code == 401
+
+
+def test_non_json_body_is_415_without_touching_mongodb(unreachable_client: TestClient):
+    answer = unreachable_client.post("/backtests/optimize", data={"strategy": "sma_crossover"})
+    assert answer.status_code == 415
+
+
+def test_docs_need_the_read_scope(anon_client: TestClient, read_client: TestClient):
+    assert anon_client.get("/openapi.json").status_code == 401
+    assert anon_client.get("/docs").status_code == 401
+    assert read_client.get("/openapi.json").status_code == 200
 
 
 def test_openapi_docs(client: TestClient):
@@ -87,3 +102,4 @@ def test_openapi_docs(client: TestClient):
     assert {"/backtests/leaderboard", "/alerts", "/alerts/{alert_id}/false-positive"} <= set(paths)
     body = schema["components"]["schemas"]["OptimizeRequest"]
     assert body["additionalProperties"] is False
+    assert "/openapi.json" not in paths and "/docs" not in paths

@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from pymongo.database import Database
 
-from quant_pipelines.api import MAX_BODY_BYTES
+from quant_pipelines.api import MAX_BODY_BYTES, create_app
+from quant_pipelines.storage.api_keys import OPTIMIZE_WRITE, create_key
 from quant_pipelines.storage.collections import OPTIMIZATION_REQUESTS
-from quant_pipelines_tests.api_tests.conftest import request_count
+from quant_pipelines_tests.api_tests.conftest import (
+    ADMIN_KEY_NAME,
+    TEST_HOSTS,
+    bearer,
+    request_count,
+)
 
 URL = "/backtests/optimize"
 
@@ -195,10 +202,8 @@ def test_unknown_symbols_are_named(client: TestClient, mongo_db: Database, valid
         (b'"a string"', "application/json"),
         (b"null", "application/json"),
         (b"", "application/json"),
-        (b'{"strategy": "sma_crossover"}', "text/plain"),
-        (b'{"strategy": "sma_crossover"}', None),
     ],
-    ids=["invalid-json", "array", "string", "null", "empty", "text-plain", "no-content-type"],
+    ids=["invalid-json", "array", "string", "null", "empty"],
 )
 def test_malformed_payloads_write_nothing(
     client: TestClient, mongo_db: Database, content, content_type
@@ -207,6 +212,87 @@ def test_malformed_payloads_write_nothing(
     answer = client.post(URL, content=content, headers=headers)
     assert answer.status_code == 422
     assert request_count(mongo_db) == 0
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        None,
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/json-patch+json",
+    ],
+)
+def test_bodies_not_declared_json_are_415(
+    client: TestClient, mongo_db: Database, valid_body, content_type
+):
+    headers = {"content-type": content_type} if content_type else {}
+    answer = client.post(URL, content=json.dumps(valid_body).encode(), headers=headers)
+    assert answer.status_code == 415
+    assert request_count(mongo_db) == 0
+
+
+def test_json_with_charset_is_accepted(client: TestClient, mongo_db: Database, valid_body):
+    headers = {"content-type": "Application/JSON; charset=utf-8"}
+    answer = client.post(URL, content=json.dumps(valid_body).encode(), headers=headers)
+    assert answer.status_code == 202
+    assert request_count(mongo_db) == 1
+
+
+def test_requester_is_the_key_name(client: TestClient, mongo_db: Database, valid_body):
+    answer = client.post(URL, json=valid_body)
+    assert answer.status_code == 202
+    doc = mongo_db[OPTIMIZATION_REQUESTS].find_one({"request_id": answer.json()["request_id"]})
+    assert doc["requested_by"] == ADMIN_KEY_NAME
+    assert client.post(URL, json={**valid_body, "actor": "x"}).status_code == 422  # no such field
+
+
+def test_optimize_needs_the_optimize_write_scope(
+    read_client: TestClient, anon_client: TestClient, mongo_db: Database, valid_body
+):
+    forbidden = read_client.post(URL, json=valid_body)
+    assert forbidden.status_code == 403
+    assert "optimize:write" in forbidden.json()["detail"]
+    anonymous = anon_client.post(URL, json=valid_body)
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
+    bad = anon_client.post(URL, json=valid_body, headers=bearer("qp_not-a-key"))
+    assert bad.status_code == 401
+    assert request_count(mongo_db) == 0
+
+
+def test_quotas_answer_429_and_write_nothing(
+    mongo_db: Database, api_keys: dict[str, str], valid_body
+):
+    app = create_app(
+        lambda: mongo_db, allowed_hosts=TEST_HOSTS, max_active_requests=2, max_queued_trials=120
+    )
+    keyed = {"Idempotency-Key": "k-1"}
+    first = _with(valid_body, n_trials=50)
+    with TestClient(app, headers=bearer(api_keys["admin"])) as admin:
+        assert admin.post(URL, json=first, headers=keyed).status_code == 202
+        too_many_trials = admin.post(URL, json=_with(valid_body, n_trials=71))
+        assert too_many_trials.status_code == 429
+        assert int(too_many_trials.headers["retry-after"]) > 0
+        assert "120" in too_many_trials.json()["detail"]
+        assert admin.post(URL, json=_with(valid_body, n_trials=70)).status_code == 202
+        too_many_requests = admin.post(URL, json=_with(valid_body, n_trials=1))
+        assert too_many_requests.status_code == 429
+        assert "retry-after" in too_many_requests.headers
+        assert request_count(mongo_db) == 2
+        # Replaying an accepted request writes nothing, so the full quota does not refuse it.
+        replay = admin.post(URL, json=first, headers=keyed)
+        assert replay.status_code == 202
+        assert replay.headers["idempotent-replayed"] == "true"
+        # Finished requests no longer count.
+        mongo_db[OPTIMIZATION_REQUESTS].update_many({}, {"$set": {"status": "succeeded"}})
+        assert admin.post(URL, json=_with(valid_body, n_trials=120)).status_code == 202
+        assert request_count(mongo_db) == 3
+    # Another key has its own quota.
+    raw, _ = create_key(mongo_db, "second-desk", [OPTIMIZE_WRITE])
+    with TestClient(app, headers=bearer(raw)) as other:
+        assert other.post(URL, json=_with(valid_body, n_trials=1)).status_code == 202
 
 
 def test_oversized_body_by_content_length_is_413(client: TestClient, mongo_db: Database):

@@ -9,8 +9,11 @@ import httpx
 from pymongo.database import Database
 
 from quant_pipelines.api import serve
+from quant_pipelines.storage import ensure_indexes
+from quant_pipelines.storage.api_keys import ADMIN, create_key
 from quant_pipelines.storage.collections import OPTIMIZATION_REQUESTS
 from quant_pipelines.storage.embedded import free_port
+from quant_pipelines_tests.api_tests.conftest import bearer
 
 
 def _wait_until_up(base: str, timeout_s: float = 15.0) -> httpx.Response:
@@ -26,6 +29,8 @@ def _wait_until_up(base: str, timeout_s: float = 15.0) -> httpx.Response:
 
 def test_serve_over_real_http(mongo_env: Database, valid_body):
     """The environment (MONGODB_URI, MONGODB_DB) is read through load_settings()."""
+    ensure_indexes(mongo_env)
+    key, _ = create_key(mongo_env, "serve-test", [ADMIN])
     port = free_port()
     stop = threading.Event()
     thread = threading.Thread(
@@ -40,7 +45,8 @@ def test_serve_over_real_http(mongo_env: Database, valid_body):
         assert health.status_code == 200
         assert health.json()["status"] == "ok"
         headers = {"Idempotency-Key": "over-http"}
-        with httpx.Client(base_url=base, timeout=10.0) as http:
+        assert httpx.get(f"{base}/alerts", timeout=2.0).status_code == 401
+        with httpx.Client(base_url=base, timeout=10.0, headers=bearer(key)) as http:
             first = http.post("/backtests/optimize", json=valid_body, headers=headers)
             again = http.post("/backtests/optimize", json=valid_body, headers=headers)
             assert first.status_code == again.status_code == 202

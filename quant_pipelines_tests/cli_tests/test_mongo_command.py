@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import os
+import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 
 from quant_pipelines.storage.embedded import free_port
@@ -35,6 +38,12 @@ def test_mongo_start_status_stop_round_trip(tmp_path: Path) -> None:
     assert started.returncode == 0, started.stderr
     assert f"127.0.0.1:{port}" in started.stdout and str(tmp_path / "mongo") in started.stdout
     pid = (tmp_path / "mongo" / "secantusd.pid").read_text()
+    credentials = tmp_path / "mongo" / "credentials.json"
+    assert "auth on" in started.stdout and str(credentials) in started.stdout
+    assert stat.S_IMODE(credentials.stat().st_mode) == 0o600
+    assert "--auth" in psutil.Process(int(pid)).cmdline()
+    for password in re.findall(r'"password": "([^"]+)"', credentials.read_text()):
+        assert password not in started.stdout + started.stderr
 
     again = _cli("mongo", "start", env=env)
     assert again.returncode == 0

@@ -1,13 +1,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import dagster as dg
 import pytest
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster._serdes import serialize_value
 from dagster._utils.schedules import cron_string_iterator
 
 from quant_pipelines.definitions import defs
+from quant_pipelines.defs.resources import MongoResource, mongo_resource
+from quant_pipelines.settings import Settings, embedded_credentials_path
+from quant_pipelines.storage import EmbeddedMongo
 
 NY = ZoneInfo("America/New_York")
 
@@ -142,3 +149,40 @@ def test_dagster_definitions_validate_passes(tmp_path) -> None:
     )
     assert out.returncode == 0, out.stderr[-2000:]
     assert "All code locations passed validation" in out.stdout + out.stderr
+
+
+@dg.asset
+def _uses_mongo(mongo: MongoResource) -> None:
+    """An asset that needs the resource, so the snapshot describes it."""
+
+
+def test_the_embedded_password_is_in_no_snapshot_the_ui_shows(
+    mongo_server: EmbeddedMongo, tmp_path: Path
+) -> None:
+    """The resource carries the credentials file's path, not the app user's password; the
+    client still connects as that user."""
+    from quant_pipelines.owner_files import write_owner_only
+
+    credentials = mongo_server.credentials()
+    assert credentials is not None
+    secret = credentials.app_password.get()
+    home = tmp_path / "home"
+    write_owner_only(embedded_credentials_path(home), mongo_server.credentials_file.read_text())
+    settings = Settings(
+        mongodb_uri=mongo_server.app_uri,
+        mongodb_db=credentials.app_db,
+        mongodb_is_embedded=True,
+        dagster_home=home,
+    )
+    resource = mongo_resource(settings)
+    repo = dg.Definitions(assets=[_uses_mongo], resources={"mongo": resource})
+    snapshot = serialize_value(RepositorySnap.from_def(repo.get_repository_def()))
+    assert "credentials.json" in snapshot  # the resource is in the snapshot ...
+    assert secret not in snapshot and quote(secret, safe="") not in snapshot  # ... not the key
+    assert secret not in repr(resource) and secret not in str(resource.model_dump())
+    client = resource.get_client()
+    try:
+        status = client.admin.command("connectionStatus")["authInfo"]["authenticatedUsers"]
+        assert [u["user"] for u in status] == [credentials.app_user]
+    finally:
+        resource.teardown_after_execution(None)

@@ -343,3 +343,84 @@ def test_two_parallel_workers_share_one_study_without_duplicates(
     numbers = sorted(t["number"] for t in mongo_env.trials.find({"study_name": "shared"}))
     assert len(numbers) == len(set(numbers)) >= 12
     assert out["trials_run"] == len(numbers)
+
+
+def test_a_run_stops_at_its_wall_clock_limit_and_a_later_run_finishes_the_study(
+    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db, crypto_bars
+) -> None:
+    """Item 2b: a 1 s limit ends the first run cleanly with part of the budget done; the
+    request goes back to the queue (not failed) and the next run finishes the same study."""
+    import optuna
+
+    from quant_pipelines.storage import optuna_storage
+
+    n_trials = 150  # ~40 trials/s here: far more than a 1 s run can do
+    params = {
+        "strategy": "sma_crossover",
+        "symbols": ["BTCUSD"],
+        "start": START,
+        "end": END,
+        "n_trials": n_trials,
+        "objective": "sharpe",
+        "sampler": "tpe",
+        "seed": 1,
+        "walk_forward": False,  # no validation steps, so no pruning: done == complete
+        "urgent": True,  # plannable whatever the real clock's market hours
+    }
+    request = requests.create_request(
+        mongo_db, params, extra={"asset_classes": ["crypto"]}
+    ).document
+    request_id, study_name = request["request_id"], request["study_name"]
+    resources = {"mongo": mongo_resource, "market_data": synthetic_source}
+
+    def launch(run: dg.RunRequest, **overrides) -> dg.ExecuteInProcessResult:
+        config = run.run_config["ops"]["optimization_study"]["config"] | overrides
+        return dg.materialize(
+            [optimization_study],
+            resources=resources,
+            partition_key=run.partition_key,
+            run_config={"ops": {"optimization_study": {"config": config}}},
+            tags=run.tags,
+        )
+
+    def trial_states() -> list[str]:
+        storage = optuna_storage(mongo_db, heartbeat_interval=None)
+        study = optuna.load_study(study_name=study_name, storage=storage)
+        return [t.state.name for t in study.get_trials(deepcopy=False)]
+
+    (first,) = plan_request_runs(mongo_db, now=pd.Timestamp.now(tz="UTC"))
+    assert first.run_key == request_id
+    result = launch(first, max_wall_seconds=1)
+    assert result.success  # the run ended cleanly
+    meta = result.get_asset_materialization_events()[0].materialization.metadata
+    assert meta["stopped_at_wall_limit"].value is True
+    assert meta["status"].value == "incomplete"
+    states = trial_states()
+    done_first = states.count("COMPLETE")
+    assert 0 < done_first < n_trials, done_first
+    assert "RUNNING" not in states  # the trial running at the limit was finished
+    after_first = requests.get_request(mongo_db, request_id)
+    assert after_first["status"] == "deferred"  # back in the queue, not failed
+    assert after_first["run_id"] is None and after_first["resumes"] == 1
+    assert after_first["progress"]["done"] == done_first
+    assert after_first["progress"]["total"] == n_trials
+    assert "wall-clock limit" in after_first["history"][-1]["note"]
+    assert mongo_db.studies.find_one({"study_name": study_name})["status"] == "incomplete"
+
+    # The sensor plans a resuming run under a new run key, even though the first run exists.
+    (second,) = plan_request_runs(
+        mongo_db,
+        now=pd.Timestamp.now(tz="UTC"),
+        already_launched=lambda key: key == request_id,
+    )
+    assert second.run_key == f"{request_id}:resume-1"
+    assert second.tags[REQUEST_TAG] == request_id
+    result = launch(second)  # the default limit (2 h) is ample
+    assert result.success
+    states = trial_states()
+    assert states.count("COMPLETE") == n_trials and len(states) == n_trials
+    done = requests.get_request(mongo_db, request_id)
+    assert done["status"] == "succeeded" and done["run_id"] == result.run_id
+    assert done["progress"]["done"] == n_trials
+    assert mongo_db.trials.count_documents({"study_name": study_name}) == n_trials
+    assert plan_request_runs(mongo_db, now=pd.Timestamp.now(tz="UTC")) == []

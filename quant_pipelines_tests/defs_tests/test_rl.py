@@ -38,6 +38,7 @@ def test_train_then_replay_records_policy_metrics_and_kpis(
     mongo_resource: MongoResource, mongo_db: Database, btc_bars, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    monkeypatch.delenv("QP_POLICY_SIGNING_KEY", raising=False)
     result = dg.materialize(
         [rl_policy, rl_policy_replay],
         resources={"mongo": mongo_resource},
@@ -47,6 +48,10 @@ def test_train_then_replay_records_policy_metrics_and_kpis(
     assert result.success
     record = mongo_db.rl_policies.find_one({"symbol": "BTCUSD"})
     assert len(record["sha256"]) == 64 and record["algo"] == "ppo"
+    assert record["format"] == "safetensors+json/1" and len(record["signature"]) == 64
+    key_file = tmp_path / "secrets" / "policy_signing.key"  # the key is not in the database
+    assert key_file.stat().st_mode & 0o077 == 0
+    assert key_file.read_text().strip() not in str(list(mongo_db.rl_policies.find({})))
     assert gridfs.GridFS(mongo_db, collection="rl_policy_files").exists(record["file_id"])
     replay = record["replay"]
     assert replay["drawdown_compliant"] == (abs(replay["max_drawdown"]) <= replay["drawdown_limit"])
@@ -72,7 +77,7 @@ def test_train_then_replay_records_policy_metrics_and_kpis(
     assert newest["replay"]["sharpe_change_vs_previous"] is not None
 
 
-def test_tampered_policy_file_is_refused_by_the_replay(
+def test_tampered_policy_weights_are_refused_by_the_replay(
     mongo_resource: MongoResource, mongo_db: Database, btc_bars, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
@@ -99,5 +104,5 @@ def test_tampered_policy_file_is_refused_by_the_replay(
     assert not result.success
     error = result.get_step_failure_events()[0].step_failure_data.error
     text = error.message + "".join(c.message for c in [error.cause] if c)
-    assert "SHA-256" in text or "sha256" in text.lower()
+    assert "signature does not verify" in text
     assert "replay" not in mongo_db.rl_policies.find_one({"symbol": "BTCUSD"})

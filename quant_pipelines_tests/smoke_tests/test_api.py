@@ -11,6 +11,7 @@ import pytest
 
 from quant_pipelines.api import serve
 from quant_pipelines.defs.resources import MongoResource
+from quant_pipelines.storage.api_keys import OPTIMIZE_WRITE, READ, create_key
 from quant_pipelines.storage.embedded import free_port
 from quant_pipelines_tests.smoke_tests.conftest import BARS_END, BARS_START, wait_for_http
 
@@ -25,6 +26,7 @@ def test_posted_request_is_launched_by_the_sensor_and_succeeds(
     from quant_pipelines.definitions import build_definitions
 
     defs = build_definitions()  # after mongo_env / DAGSTER_HOME are set
+    key, _ = create_key(btc_bars, "smoke-test", [READ, OPTIMIZE_WRITE])
     port = free_port()
     stop = threading.Event()
     thread = threading.Thread(
@@ -47,7 +49,8 @@ def test_posted_request_is_launched_by_the_sensor_and_succeeds(
             "seed": 1,
             "urgent": True,
         }
-        with httpx.Client(base_url=base, timeout=10.0) as http:
+        auth = {"Authorization": f"Bearer {key}"}
+        with httpx.Client(base_url=base, timeout=10.0, headers=auth) as http:
             accepted = http.post("/backtests/optimize", json=body)
             assert accepted.status_code == 202, accepted.text
             request_id = accepted.json()["request_id"]

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pymongo.errors import OperationFailure
 
 from quant_pipelines.storage import EmbeddedMongo, EmbeddedMongoError, make_client, ping
 from quant_pipelines.storage.embedded import free_port
@@ -51,3 +52,20 @@ def test_port_taken_by_someone_else_is_a_clear_error(tmp_path: Path, mongo_serve
     squatter = EmbeddedMongo(tmp_path / "other", port=mongo_server.port)
     with pytest.raises(EmbeddedMongoError, match="already in use"):
         squatter.start()
+
+
+def test_a_changed_project_database_is_granted_to_the_app_user(tmp_path: Path) -> None:
+    server = EmbeddedMongo(tmp_path / "mongo", port=free_port())
+    server.start()
+    server.stop()
+    moved = EmbeddedMongo(tmp_path / "mongo", port=server.port, app_db="research")
+    moved.start()
+    try:
+        client = make_client(moved.app_uri)
+        client.research.things.insert_one({"k": 1})  # MONGODB_DB=research after provisioning
+        client.quant_pipelines.things.insert_one({"k": 1})
+        with pytest.raises(OperationFailure):
+            client.elsewhere.things.insert_one({"k": 1})
+        client.close()
+    finally:
+        moved.stop()
