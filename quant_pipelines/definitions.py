@@ -1,31 +1,22 @@
-"""The one ``dg.Definitions`` of the project: loads and merges each area under ``defs/``."""
+"""The one ``dg.Definitions`` of the project: loads every module under ``defs/``, nothing else.
+
+``dg check defs``, ``dg list defs`` and ``dg dev`` find the folder through ``[tool.dg]`` in
+``pyproject.toml``; ``dagster dev -m quant_pipelines.definitions`` loads ``defs`` below.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 
-from quant_pipelines.defs import kpis, market_data, optimization, quality, rl
-from quant_pipelines.defs.resources import MarketDataSource, MongoIOManager, mongo_resource
-from quant_pipelines.settings import load_settings
+#: The repository root: ``pyproject.toml`` (``[tool.dg]``) and the ``quant_pipelines`` package.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def build_definitions() -> dg.Definitions:
-    """Merges the areas' definitions and binds the shared resources."""
-    settings = load_settings()
-    mongo = mongo_resource(settings)
-    resources = {
-        "mongo": mongo,
-        "mongo_io": MongoIOManager(mongo=mongo),
-        "market_data": MarketDataSource(),
-    }
-    return dg.Definitions.merge(
-        market_data.build_defs(),
-        quality.build_defs(),
-        optimization.build_defs(),
-        rl.build_defs(),
-        kpis.build_defs(),
-        dg.Definitions(resources=resources),
-    )
+    """Every definition under ``quant_pipelines/defs/``; resources come from ``resources.py``."""
+    return dg.load_from_defs_folder(path_within_project=PROJECT_ROOT)
 
 
 defs = build_definitions()

@@ -4,57 +4,29 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from pymongo.client_session import ClientSession
 from pymongo.database import Database
 
+from quant_pipelines._utils.jsonsafe import json_safe
+from quant_pipelines._utils.time import utc
 from quant_pipelines.storage.alerts import AlertOutboxRepository, EnqueueReport
 
 CHANNELS = ("webhook", "slack")
-SEVERITIES = ("info", "warning", "critical")
 #: Anomaly fields copied into the payload when present (besides the identifying ones).
 _OPTIONAL = ("detector", "score", "threshold", "batch_id", "asset_class", "flags", "rules")
 
 
-def _utc(ts: Any) -> dt.datetime:
-    """A tz-aware UTC datetime from a datetime, pandas Timestamp or ISO string (naive = UTC)."""
-    if hasattr(ts, "to_pydatetime"):
-        ts = ts.to_pydatetime()
-    if isinstance(ts, str):
-        ts = dt.datetime.fromisoformat(ts)
-    if not isinstance(ts, dt.datetime):
-        raise TypeError(f"ts must be a datetime, got {type(ts).__name__}")
-    return ts.replace(tzinfo=dt.UTC) if ts.tzinfo is None else ts.astimezone(dt.UTC)
-
-
 def alert_key(symbol: str, ts: Any, rule: str) -> str:
     """The deterministic key of one alert: sha256 of ``f"{symbol}|{ts UTC ISO}|{rule}"``."""
-    return hashlib.sha256(f"{symbol}|{_utc(ts).isoformat()}|{rule}".encode()).hexdigest()
+    return hashlib.sha256(f"{symbol}|{utc(ts).isoformat()}|{rule}".encode()).hexdigest()
 
 
 def idempotency_key(key: str, channel: str) -> str:
     """The outbox key (and ``Idempotency-Key`` header) of one alert on one channel."""
     return f"{channel}:{key}"
-
-
-def json_safe(value: Any) -> Any:
-    """``value`` made JSON-safe: numpy scalars unwrapped, NaN/inf to None, datetimes to ISO."""
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalar
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if value is None or isinstance(value, (bool, int, str)):
-        return value
-    if isinstance(value, dt.datetime) or hasattr(value, "to_pydatetime"):
-        return _utc(value).isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [json_safe(v) for v in value]
-    return str(value)  # ObjectId, Decimal128 ...
 
 
 def _default_message(payload: Mapping[str, Any]) -> str:
@@ -84,7 +56,7 @@ def build_payload(anomaly: Mapping[str, Any], *, links: Mapping[str, str] | None
     missing = [f for f in ("symbol", "ts") if anomaly.get(f) is None] + ([] if rule else ["rule"])
     if missing:
         raise ValueError(f"cannot build an alert: missing {', '.join(missing)}")
-    ts = _utc(anomaly["ts"])
+    ts = utc(anomaly["ts"])
     anomaly_id = anomaly.get("anomaly_id", anomaly.get("_id"))
     payload: dict[str, Any] = {
         "alert_key": alert_key(anomaly["symbol"], ts, rule),

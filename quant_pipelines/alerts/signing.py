@@ -27,6 +27,7 @@ import hmac
 import time
 from collections.abc import Mapping
 
+from quant_pipelines._utils.time import utc
 from quant_pipelines.settings import Secret
 
 TIMESTAMP_HEADER = "X-QP-Timestamp"
@@ -137,7 +138,7 @@ def _now_s(now: float | dt.datetime | None) -> float:
     if now is None:
         return time.time()
     if isinstance(now, dt.datetime):
-        return (now if now.tzinfo else now.replace(tzinfo=dt.UTC)).timestamp()
+        return utc(now).timestamp()
     return float(now)
 
 

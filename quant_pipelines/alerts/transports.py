@@ -17,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from quant_pipelines._utils.time import utc
 from quant_pipelines.alerts._scrub import install_log_filter, scrub
 from quant_pipelines.alerts._slack import slack_message
 from quant_pipelines.alerts.signing import IDEMPOTENCY_HEADER, signature_headers
@@ -77,8 +78,7 @@ def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> f
         when = email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError):
         return None
-    when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-    return max(0.0, (when - (now or dt.datetime.now(dt.UTC))).total_seconds())
+    return max(0.0, (utc(when) - (now or dt.datetime.now(dt.UTC))).total_seconds())
 
 
 class _HttpTransport:

@@ -145,11 +145,6 @@ class KeyVerifier:
             await run_in_threadpool(self._touch, principal.key_id)
         return principal
 
-    def forget(self) -> None:
-        """Drops every cached key (the next request of each key asks the database)."""
-        with self._lock:
-            self._cache.clear()
-
 
 def require(scope: str) -> Callable[[Request], Awaitable[Principal]]:
     """A FastAPI dependency: authenticates the request and checks ``scope``.

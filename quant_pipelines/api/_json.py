@@ -2,42 +2,22 @@
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import json
 import math
 from collections.abc import Mapping
 from typing import Any
 
-from bson import ObjectId
-from bson.decimal128 import Decimal128
+from quant_pipelines._utils.jsonsafe import json_safe as _json_safe
 
 
 def to_json(value: Any) -> Any:
     """``value`` with BSON and Python types made JSON-safe.
 
     ObjectId becomes its hex string, datetimes ISO-8601 (UTC), NaN and infinities null,
-    bytes base64, tuples and sets lists; mapping keys become strings.
+    bytes base64, tuples and sets lists; mapping keys become strings
+    (:func:`quant_pipelines._utils.jsonsafe.json_safe`).
     """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_json(v) for v in value]
-    if isinstance(value, dt.datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=dt.UTC)).isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, ObjectId | Decimal128):
-        return str(value)
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    if hasattr(value, "item"):  # numpy scalars
-        return to_json(value.item())
-    return str(value)
+    return _json_safe(value, binary="base64")
 
 
 def document(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -199,24 +179,7 @@ def parse_json_body(body: bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
 def json_safe(value: Any) -> Any:
     """``value`` made encodable by a strict JSON encoder (for error answers that echo input).
 
-    Non-finite floats become their text (``"nan"``, ``"inf"``), bytes and strings that are not
-    valid UTF-8 are escaped, tuples and sets become lists; anything else unknown becomes
-    ``str``.
+    :func:`quant_pipelines._utils.jsonsafe.json_safe` with non-finite floats kept as their text
+    (``"nan"``, ``"inf"``), so that the answer shows what the client sent.
     """
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "backslashreplace").decode("utf-8")
-        return value
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "backslashreplace")
-    if isinstance(value, Mapping):
-        return {json_safe(str(k)): json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [json_safe(v) for v in value]
-    return json_safe(str(value))
+    return _json_safe(value, nonfinite="text")

@@ -187,7 +187,7 @@ class OptimizeStatus(BaseModel):
     """``GET /backtests/optimize/{request_id}``."""
 
     request_id: str
-    status: Literal["queued", "deferred", "running", "succeeded", "failed"]
+    status: Literal["queued", "deferred", "launched", "running", "succeeded", "failed", "canceled"]
     urgent: bool
     params: dict[str, Any]
     asset_classes: list[str] = []

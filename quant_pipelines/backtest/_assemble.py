@@ -5,30 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from quant_pipelines.backtest._core import ChangePoints
+from quant_pipelines.backtest._keys import INT_METRICS, METRIC_KEYS
 from quant_pipelines.backtest._stats import Workspace, equity_stats
 from quant_pipelines.backtest._trades import RunEnds, TradeArrays, extract_trades, trade_stats
 
-METRIC_KEYS: tuple[str, ...] = (
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "n_trades",
-    "win_rate",
-    "profit_factor",
-    "exposure",
-    "turnover",
-    "buy_and_hold_return",
-    "final_equity",
-    "total_costs",
-)
-"""Keys of ``BacktestResult.metrics`` and the metric columns of ``sweep``, in order."""
-
-INT_METRICS = frozenset({"max_drawdown_duration", "n_trades"})
+__all__ = ["INT_METRICS", "METRIC_KEYS", "collect_metrics"]
 
 
 def collect_metrics(

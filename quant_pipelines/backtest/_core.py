@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
+
+from quant_pipelines.backtest.fills import JIT_OPTIONS, fill_at_open
 
 
 class ChangePoints(NamedTuple):
@@ -84,11 +87,14 @@ def simulate(
     """
     n = len(opens)
     bars = change_bars(targets)
-    tg = targets[bars - 1].tolist()
-    new_u, new_c, eq, price, comm = fill_loop(
-        opens[bars].tolist(), tg, 0.0, float(initial_equity), commission, slippage
+    filled = fill_loop(
+        np.ascontiguousarray(opens[bars], dtype=np.float64),
+        np.ascontiguousarray(targets[bars - 1], dtype=np.float64),
+        0.0,
+        float(initial_equity),
+        float(commission),
+        float(slippage),
     )
-    filled = np.array((new_u, new_c, eq, price, comm)).reshape(5, len(bars))
     seg_u = np.concatenate(([0.0], filled[0]))
     seg_c = np.concatenate(([float(initial_equity)], filled[1]))
     lengths = np.diff(np.concatenate(([0], bars, [n])))
@@ -119,43 +125,37 @@ def simulate(
     return Path(units, cash, equity, cps.take(keep), ruin_bar, at_open, end_units)
 
 
+@njit(**JIT_OPTIONS)
 def fill_loop(
-    ops: list[float],
-    tg: list[float],
+    ops: np.ndarray,
+    tg: np.ndarray,
     u: float,
     c: float,
     commission: float,
     slippage: float,
-) -> tuple[list[float], list[float], list[float], list[float], list[float]]:
+) -> np.ndarray:
     """Apply targets ``tg`` at opens ``ops`` in sequence from units ``u`` and cash ``c``.
 
-    An inlined copy of :func:`quant_pipelines.backtest.fills._fill` (same operations in the
-    same order) for speed; the tests check bit-for-bit parity with a ``fills.Book``.
+    Each step is :func:`~quant_pipelines.backtest.fills.fill_at_open`, the fill arithmetic
+    every consumer shares.
 
     Returns:
-        Lists of new units, new cash, pre-fill equity, fill price and commission.
+        A ``(5, len(ops))`` array: rows are new units, new cash, pre-fill equity, fill price
+        and commission.
     """
     m = len(ops)
-    new_u, new_c, eq, price, comm = [0.0] * m, [0.0] * m, [0.0] * m, [0.0] * m, [0.0] * m
+    out = np.empty((5, m))
     up, down = 1.0 + slippage, 1.0 - slippage
     for j in range(m):
         op = ops[j]
-        t = tg[j]
         e = c + u * op
-        p = op * up
-        nu = t * e / p
-        if not nu > u:
-            p = op * down
-            nu = t * e / p
-            if not nu < u:
-                eq[j], price[j], new_u[j], new_c[j] = e, op, u, c
-                continue
-        d = nu - u
-        fee = commission * abs(d) * p
-        u = nu
-        c = c - d * p - fee
-        new_u[j], new_c[j], price[j], comm[j], eq[j] = u, c, p, fee, e
-    return new_u, new_c, eq, price, comm
+        u, c, p, fee, _ = fill_at_open(u, c, tg[j], op, e, commission, up, down)
+        out[0, j] = u
+        out[1, j] = c
+        out[2, j] = e
+        out[3, j] = p
+        out[4, j] = fee
+    return out
 
 
 def _first_ruin(

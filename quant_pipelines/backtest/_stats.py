@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from quant_pipelines.backtest._keys import EQUITY_METRICS
+
 _BLOCK = 32
 
 
@@ -132,19 +134,7 @@ def _finish(
     else:
         cols = list(zip(final.tolist(), *(x.tolist() for x in sums), strict=True))
     rows = [_finish_one(*col, initial_equity, periods_per_year, m) for col in cols]
-    return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in _FINISH_KEYS}
-
-
-_FINISH_KEYS = (
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown",
-    "max_drawdown_duration",
-)
+    return {k: np.array([r[k] for r in rows], dtype=np.float64) for k in EQUITY_METRICS}
 
 
 def _finish_one(
@@ -160,7 +150,7 @@ def _finish_one(
 ) -> dict[str, float]:
     """One run's metrics from its sums (plain floats: cheaper than numpy for one run)."""
     if m < 1:
-        out = dict.fromkeys(_FINISH_KEYS, 0.0)
+        out = dict.fromkeys(EQUITY_METRICS, 0.0)
         out["total_return"] = final / initial_equity - 1.0
         out["max_drawdown"] = min_ratio - 1.0
         out["max_drawdown_duration"] = duration

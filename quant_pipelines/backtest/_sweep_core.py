@@ -29,7 +29,7 @@ def sweep_metrics(
     max_leverage: float,
     block_size: int,
 ) -> np.ndarray:
-    """Metrics (columns of ``_sweep_kernel.KEYS``) of every parameter set, one row each.
+    """Metrics (columns of ``_keys.METRIC_KEYS``) of every parameter set, one row each.
 
     Targets come ``block_size`` sets at a time from ``strat.targets_block`` on the cache's full
     history (each indicator window computed once); the kernel evaluates them from column

@@ -4,11 +4,11 @@
 :data:`LANES` rows, in three steps:
 
 1. **Fills** (per row, scalar, sparse): walk the row's targets and, where the target in force
-   changes, fill exactly as ``fills._fill`` does (the same operations in the same order, so
-   units and cash are bit for bit ``run_backtest``'s). Each fill also books turnover, costs and
-   the trade legs of ``_trades`` (entry/exit values, P&L, wins, gross profit and loss), and
-   the bars held since the previous trade. The new units and cash of every trade are recorded
-   as events.
+   changes, fill with ``fills.fill_at_open``, the fill arithmetic ``run_backtest`` and the
+   simulator call too (so units and cash are bit for bit ``run_backtest``'s). Each fill also
+   books turnover, costs and the trade legs of ``_trades`` (entry/exit values, P&L, wins,
+   gross profit and loss), and the bars held since the previous trade. The new units and cash
+   of every trade are recorded as events.
 2. **Equity statistics** (per bar, across the group's rows): events sorted by bar update each
    row's units and cash; then one loop over the rows, which the compiler turns into SIMD code,
    marks equity at the close and accumulates the sums of ``r``, ``r²`` and ``min(r, 0)²``, the
@@ -37,33 +37,18 @@ import math
 import numpy as np
 from numba import njit
 
-# Column order of the output: ``_assemble.METRIC_KEYS`` (the tests pin the two together).
-KEYS: tuple[str, ...] = (
-    "total_return",
-    "cagr",
-    "annual_volatility",
-    "sharpe",
-    "sortino",
-    "calmar",
-    "max_drawdown",
-    "max_drawdown_duration",
-    "n_trades",
-    "win_rate",
-    "profit_factor",
-    "exposure",
-    "turnover",
-    "buy_and_hold_return",
-    "final_equity",
-    "total_costs",
-)
-N_METRICS = len(KEYS)
+from quant_pipelines.backtest._keys import METRIC_KEYS
+from quant_pipelines.backtest.fills import JIT_OPTIONS, fill_at_open
+
+N_METRICS = len(METRIC_KEYS)
+"""Output columns, in :data:`~quant_pipelines.backtest._keys.METRIC_KEYS` order."""
 
 LANES = 64
 """Rows per SIMD group (a compile-time constant: the loop over them vectorises cleanly)."""
 MIN_VECTOR = 16
 """Groups with fewer rows run the scalar path (an idle lane costs about as much as a busy one)."""
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_JIT = JIT_OPTIONS
 
 # Trade-book accumulators (one float64 row per run), see :func:`_trade`.
 _N_TRADES, _WINS, _GROSS_WIN, _GROSS_LOSS, _ENTRY, _TURNOVER, _COSTS, _HELD, _N_BOOK = range(9)
@@ -100,7 +85,7 @@ def _trade(
     down: float,
     book: np.ndarray,
 ) -> tuple[float, float, bool]:
-    """``fills._fill`` at an open (pre-fill ``equity = cash + units * op``), with bookkeeping.
+    """``fills.fill_at_open`` (pre-fill ``equity = cash + units * op``), with bookkeeping.
 
     Returns the new units and cash and whether anything traded. A trade adds its turnover
     (``|Δunits| × fill / equity``) and costs (commission + ``|Δunits| × |fill − open|``) to
@@ -109,16 +94,11 @@ def _trade(
     flat), and a trade's value at entry and exit is the pre-fill equity less the closing leg's
     costs (``_trades.extract_trades``).
     """
-    price = op * up
-    new_units = target * equity / price
-    if not new_units > units:
-        price = op * down
-        new_units = target * equity / price
-        if not new_units < units:  # inside the slippage band, or no change: no trade
-            return units, cash, False
-    d = new_units - units
-    fee = commission * abs(d) * price
-    new_cash = cash - d * price - fee
+    new_units, new_cash, price, fee, traded = fill_at_open(
+        units, cash, target, op, equity, commission, up, down
+    )
+    if not traded:
+        return units, cash, False
     du = abs(new_units - units)
     book[_TURNOVER] += du * price / equity
     cost = fee + du * abs(price - op)
@@ -152,7 +132,7 @@ def _metrics(
     held: float,
     book: np.ndarray,
 ) -> None:
-    """Write a run's metrics (:data:`KEYS` order) from its sums (``_stats._finish_one``)."""
+    """Write a run's metrics (``METRIC_KEYS`` order) from its sums (``_stats._finish_one``)."""
     n = len(closes)
     m = n - 1
     mdd = min_ratio - 1.0
@@ -500,7 +480,7 @@ def sweep_block(
     out: np.ndarray,
     min_vector: int = MIN_VECTOR,
 ) -> int:
-    """Backtest every row of ``targets`` and write its metrics (:data:`KEYS` order) to ``out``.
+    """Backtest every row of ``targets`` and write its metrics (``METRIC_KEYS`` order) to ``out``.
 
     Args:
         opens: Open prices of the evaluated bars (``n`` of them, all > 0, C-contiguous).

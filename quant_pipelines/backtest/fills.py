@@ -1,6 +1,7 @@
 """The cost and fill model shared by :func:`run_backtest` and the Gymnasium ``TradingSimulator``.
 
-The accounting (issue 3), for one instrument:
+The accounting, for one instrument (every consumer books trades the same way, so the same
+actions give the same equity in the backtester, the sweep and the simulator):
 
 * Equity is ``cash + units * price``. Units are held between trades: while the target exposure
   stays the same there is no trade and no cost.
@@ -12,10 +13,18 @@ The accounting (issue 3), for one instrument:
 * Equity is marked at every close. If equity at an open or a close is zero or below, the book is
   ruined: it goes flat (units 0, cash 0, equity 0) and stays flat.
 
-:func:`rebalance` is the fill function; :class:`Book` applies it bar by bar with the
-in-force-target and ruin rules. The engine's change-point loop and the sweep's numba kernel are
-operation-for-operation copies of ``_fill`` (inlined for speed), and the tests pin them
-together: a simulator stepping a :class:`Book` reproduces ``run_backtest``'s equity bit for bit.
+:func:`fill_at_open` is the one implementation of the fill arithmetic, compiled with numba so
+that the engine's change-point loop (``_core.fill_loop``) and the sweep's kernel
+(``_sweep_kernel``) call it from their compiled loops; :func:`rebalance` is its Python face and
+:class:`Book` applies it bar by bar with the in-force-target and ruin rules. The tests pin the
+consumers together: a simulator stepping a :class:`Book` reproduces ``run_backtest``'s equity
+bit for bit.
+
+:func:`fill_at_open` is inlined into its compiled callers (``inline="always"``: a plain call
+cost the sweep about 10%). numba's on-disk cache is keyed on each caller's own source file, so
+after editing :func:`fill_at_open`, delete the cached machine code
+(``find quant_pipelines -name '*.nb[ic]' -delete``) or the kernels keep the old arithmetic; the
+simulator parity test, which runs the Python form against ``run_backtest``, fails if they do.
 """
 
 from __future__ import annotations
@@ -23,6 +32,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from numba import njit
+
+#: Compile options shared by the backtest's numba code: machine code cached in
+#: ``__pycache__``; ``fastmath`` off, so IEEE operations and their order are kept exactly;
+#: ``error_model="numpy"`` drops Python's divide-by-zero checks (no division here can raise).
+JIT_OPTIONS: dict[str, bool | str] = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 
 @dataclass(frozen=True)
@@ -67,21 +83,61 @@ class Fill(NamedTuple):
     equity: float
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def fill_at_open(
+    units: float,
+    cash: float,
+    target: float,
+    open_price: float,
+    equity: float,
+    commission: float,
+    up: float,
+    down: float,
+) -> tuple[float, float, float, float, bool]:
+    """The fill arithmetic: trade ``units`` to ``target`` at an open (compiled).
+
+    The buy price ``open * up`` is tried first; if it does not give more units than held, the
+    sell price ``open * down``; if that does not give fewer units either, nothing trades.
+
+    Args:
+        units: Units held before the open.
+        cash: Cash before the open.
+        target: Target exposure (already clipped).
+        open_price: The bar's open.
+        equity: Pre-fill equity, ``cash + units * open_price`` (callers have it at hand).
+        commission: Commission rate.
+        up: ``1 + slippage``.
+        down: ``1 - slippage``.
+
+    Returns:
+        New units, new cash, fill price (the open when nothing traded), commission, and
+        whether anything traded.
+    """
+    price = open_price * up
+    new_units = target * equity / price
+    if not new_units > units:
+        price = open_price * down
+        new_units = target * equity / price
+        if not new_units < units:  # inside the slippage band, or no change at all: no trade
+            return units, cash, open_price, 0.0, False
+    traded = new_units - units
+    fee = commission * abs(traded) * price
+    return new_units, cash - traded * price - fee, price, fee, True
+
+
+# Python callers fill one bar at a time: they run the same function's interpreted form, which
+# costs a third of a call through numba's dispatcher and gives the same IEEE results.
+_fill_at_open_py = fill_at_open.py_func
+
+
 def _fill(
     units: float, cash: float, target: float, open_price: float, rate: float, slip: float
 ) -> Fill:
-    # The single implementation of the fill; the vectorised sweep mirrors these exact operations.
     equity = cash + units * open_price
-    price = open_price * (1.0 + slip)
-    new_units = target * equity / price
-    if not new_units > units:
-        price = open_price * (1.0 - slip)
-        new_units = target * equity / price
-        if not new_units < units:  # inside the slippage band, or no change at all: no trade
-            return Fill(units, cash, open_price, 0.0, equity)
-    traded = new_units - units
-    commission = rate * abs(traded) * price
-    return Fill(new_units, cash - traded * price - commission, price, commission, equity)
+    new_units, new_cash, price, fee, _ = _fill_at_open_py(
+        units, cash, target, open_price, equity, rate, 1.0 + slip, 1.0 - slip
+    )
+    return Fill(new_units, new_cash, price, fee, equity)
 
 
 def rebalance(

@@ -12,7 +12,7 @@ class Figure:
     """One benchmark figure and the reference it is compared with in the same run.
 
     Attributes:
-        area: The issue area, for grouping ("storage", "backtest", ...).
+        area: The package area, for grouping ("storage", "backtest", ...).
         name: What was measured.
         value: The measured figure.
         unit: Unit of ``value`` and ``reference_value`` (e.g. "bars/s").

@@ -205,7 +205,7 @@ def run(*, quick: bool = False) -> list[Figure]:
     """Measures the sentinel's scoring throughput and daily-batch latency.
 
     Args:
-        quick: Small sizes (a few seconds) instead of the issue's 100-symbol batch and the
+        quick: Small sizes (a few seconds) instead of a 100-symbol batch and the
             whole GOOG series (1,898 scored sessions: several minutes).
 
     Returns:

@@ -12,7 +12,17 @@ from pathlib import Path
 from quant_pipelines.bench._report import Figure, render_markdown
 
 #: Benchmark modules in report order; each exposes ``run(*, quick) -> list[Figure]``.
-MODULES = ("storage", "api", "backtest", "quality", "optimizer", "leaderboard", "scaleout", "rl")
+MODULES = (
+    "storage",
+    "api",
+    "backtest",
+    "quality",
+    "optimizer",
+    "leaderboard",
+    "scaleout",
+    "rl",
+    "dagster_ingest",
+)
 
 
 def run_benchmarks(*, quick: bool = False, output: str | None = "docs/benchmarks.md") -> int:

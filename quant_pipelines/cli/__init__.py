@@ -9,12 +9,6 @@ from collections.abc import Sequence
 from quant_pipelines.settings import load_settings
 
 
-def _embedded_server():
-    from quant_pipelines.cli._mongo import embedded_server
-
-    return embedded_server(load_settings())
-
-
 def cmd_mongo(args: argparse.Namespace) -> int:
     """``mongo start|stop|status|rotate-credentials``: manage the embedded MongoDB server."""
     from quant_pipelines.cli._mongo import run_mongo

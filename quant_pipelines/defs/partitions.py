@@ -4,6 +4,10 @@ Market data is partitioned by trading day, one definition per asset class, becau
 class has its own calendar: equities skip XNYS weekends and holidays (America/New_York
 dates), FX runs 24/5 and crypto 24/7 (UTC dates). A partition key is a session label
 ``YYYY-MM-DD``.
+
+Partitions keyed by symbol are dynamic (``symbol_partitions``): the universe is never read at
+import time; ``universe_symbols_sensor`` (defs/automation.py) keeps them equal to the
+``UniverseResource``'s symbols.
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ _EXCLUSION_HORIZON_DAYS = 800
 _CRON = {"equity": "0 0 * * 1-5", "fx": "0 0 * * 1-5", "crypto": "0 0 * * *"}
 _TIMEZONE = {"equity": "America/New_York", "fx": "UTC", "crypto": "UTC"}
 
-
-def partition_timezone(asset_class: str) -> str:
-    """Timezone in which an asset class's partition dates are read."""
-    return _TIMEZONE[asset_class]
+#: Name of the dynamic partitions holding the universe's symbols.
+SYMBOL_PARTITIONS = "universe_symbols"
+#: One partition per symbol of the universe, added and removed by ``universe_symbols_sensor``.
+symbol_partitions = dg.DynamicPartitionsDefinition(name=SYMBOL_PARTITIONS)
 
 
 @lru_cache(maxsize=8)

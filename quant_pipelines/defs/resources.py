@@ -1,129 +1,79 @@
-"""Typed Dagster resources: MongoDB, the market-data source, and a partition-aware IO manager."""
+"""Every resource of the project, bound in one place: :func:`resources`.
+
+Secrets are bound with ``dg.EnvVar`` (the UI shows the variable's name, never its value);
+optional channels whose variables are unset are bound empty, so they are disabled rather
+than failing the runs that use them.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import dagster as dg
-import pandas as pd
-import pymongo
-from pydantic import PrivateAttr
-from pymongo import ReplaceOne
-from pymongo.database import Database
+from dagster_slack import SlackResource
 from pymongo.uri_parser import parse_uri
 
+from quant_pipelines.defs._alert_resources import (
+    AlertTransportsResource,
+    SlackBotTransport,
+    WebhookResource,
+)
+from quant_pipelines.defs._io_manager import MongoIOManager
+from quant_pipelines.defs._mongo import MongoResource
 from quant_pipelines.marketdata import FileSource, SyntheticSource, Universe, load_universe
 from quant_pipelines.settings import (
     Settings,
     embedded_credentials_path,
     embedded_mongo_uri,
     load_settings,
-    read_credentials,
-    redact_uri,
-)
-from quant_pipelines.storage import (
-    BarsRepository,
-    IngestBatchesRepository,
-    ensure_indexes,
-    make_client,
-    ping,
 )
 
 
-class MongoResource(dg.ConfigurableResource):
-    """A MongoDB database reached through pymongo, with explicit timeouts.
+class UniverseResource(dg.ConfigurableResource):
+    """The symbol universe: the one place assets, partitions and sensors read it from.
 
-    ``uri`` is bound with ``dg.EnvVar("MONGODB_URI")`` when that variable is set, so the
-    Dagster UI shows the variable's name and never its value. For the embedded server, ``uri``
-    carries no credentials and ``credentials_file`` names the owner-only file they are read
-    from when the client connects, so the password is in no config the UI shows.
+    ``path`` names a universe YAML; empty means the packaged default. It is read on use,
+    never at import time.
     """
 
-    uri: str
-    database: str = "quant_pipelines"
-    server_selection_timeout_ms: int = 5_000
-    timeout_ms: int = 60_000
-    credentials_file: str = ""
+    path: str = ""
 
-    _client: pymongo.MongoClient | None = PrivateAttr(default=None)
-
-    @property
-    def redacted_uri(self) -> str:
-        """The URI with any password masked, for logs."""
-        return redact_uri(self.uri)
-
-    def _client_uri(self) -> str:
-        """``uri`` with the embedded app user's credentials when ``credentials_file`` is set."""
-        if not self.credentials_file:
-            return self.uri
-        credentials = read_credentials(Path(self.credentials_file))
-        if credentials is None:  # not provisioned yet: the server refuses, naming the cause
-            return self.uri
-        host, port = parse_uri(self.uri)["nodelist"][0]
-        return embedded_mongo_uri(
-            port, host=host, user=credentials.app_user, password=credentials.app_password
-        )
-
-    def get_client(self) -> pymongo.MongoClient:
-        """The (lazily created, per-process) client."""
-        if self._client is None:
-            self._client = make_client(
-                self._client_uri(),
-                server_selection_timeout_ms=self.server_selection_timeout_ms,
-                timeout_ms=self.timeout_ms,
-            )
-        return self._client
-
-    def get_db(self, *, check: bool = True) -> Database:
-        """The project database, after a ping and an idempotent index check.
-
-        Raises:
-            MongoUnavailableError: The server is unreachable (message names the host only).
-        """
-        client = self.get_client()
-        if check:
-            ping(client, self.uri)
-        db = client[self.database]
-        ensure_indexes(db)
-        return db
-
-    def bars(self) -> BarsRepository:
-        """Repository over the ``bars`` collection."""
-        return BarsRepository(self.get_db())
-
-    def ingest_batches(self) -> IngestBatchesRepository:
-        """Repository over the ``ingest_batches`` collection."""
-        return IngestBatchesRepository(self.get_db())
-
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+    def load(self) -> Universe:
+        """The universe (parsed once per process and file version)."""
+        mtime = Path(self.path).stat().st_mtime_ns if self.path else 0
+        return _universe(self.path, mtime)
 
 
 class MarketDataSource(dg.ConfigurableResource):
-    """Where bars come from: the seeded synthetic source or CSV/Parquet files per symbol."""
+    """Where bars come from: the seeded synthetic source or CSV/Parquet files per symbol.
+
+    ``universe_path`` is kept for callers that build the source alone; Dagster assets pass the
+    ``UniverseResource``'s universe to :meth:`build` instead.
+    """
 
     kind: Literal["synthetic", "files"] = "synthetic"
     seed: int = 7
     path: str = ""
     universe_path: str = ""
 
-    def build(self) -> SyntheticSource | FileSource:
-        """The domain source object."""
+    def build(self, universe: Universe | None = None) -> SyntheticSource | FileSource:
+        """The domain source object.
+
+        Args:
+            universe: The symbols to synthesize (default: this resource's ``universe``).
+        """
         if self.kind == "files":
             if not self.path:
                 raise ValueError("MarketDataSource(kind='files') needs a path to the bar files")
             return FileSource(self.path)
-        return SyntheticSource(seed=self.seed, universe=self.universe)
+        return SyntheticSource(seed=self.seed, universe=universe or self.universe)
 
     @property
     def universe(self) -> Universe:
-        """The symbol universe (the packaged default unless ``universe_path`` is set)."""
-        return _universe(self.universe_path)
+        """The symbol universe of ``universe_path`` (the packaged default when empty)."""
+        return UniverseResource(path=self.universe_path).load()
 
     @property
     def label(self) -> str:
@@ -131,87 +81,10 @@ class MarketDataSource(dg.ConfigurableResource):
         return f"synthetic(seed={self.seed})" if self.kind == "synthetic" else f"files:{self.path}"
 
 
-class MongoIOManager(dg.ConfigurableIOManager):
-    """Stores DataFrame outputs in MongoDB, one collection per asset, one slice per partition.
-
-    Each row becomes a document ``{_partition, _row, _index, <columns>}``, upserted on
-    (``_partition``, ``_row``); rows left over from a longer earlier output of the same
-    partition are deleted, so a re-run replaces its partition and nothing else.
-    """
-
-    mongo: MongoResource
-    collection_prefix: str = "io_"
-
-    def _collection(self, key: dg.AssetKey):
-        db = self.mongo.get_db()
-        coll = db[self.collection_prefix + "__".join(key.path)]
-        coll.create_index([("_partition", 1), ("_row", 1)], unique=True, name="uniq_partition_row")
-        return coll
-
-    @staticmethod
-    def _partitions(context: dg.OutputContext | dg.InputContext) -> list[str]:
-        if context.has_asset_partitions:
-            return list(context.asset_partition_keys)
-        return ["__all__"]
-
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | None) -> None:
-        if obj is None:
-            return
-        if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"MongoIOManager stores DataFrames, got {type(obj).__name__}")
-        partitions = self._partitions(context)
-        if len(partitions) != 1:
-            raise ValueError("MongoIOManager writes one partition per output")
-        partition = partitions[0]
-        coll = self._collection(context.asset_key)
-        frame = obj.reset_index(names="_index") if obj.index.name is None else obj.reset_index()
-        index_name = obj.index.name or "_index"
-        records = frame.to_dict(orient="records")
-        ops = [
-            ReplaceOne(
-                {"_partition": partition, "_row": i},
-                {**_bson_safe(rec), "_partition": partition, "_row": i, "_index_name": index_name},
-                upsert=True,
-            )
-            for i, rec in enumerate(records)
-        ]
-        if ops:
-            coll.bulk_write(ops, ordered=False)
-        coll.delete_many({"_partition": partition, "_row": {"$gte": len(records)}})
-        context.add_output_metadata({"rows": len(records), "collection": coll.name})
-
-    def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        coll = self._collection(context.asset_key)
-        docs = list(
-            coll.find({"_partition": {"$in": self._partitions(context)}}, {"_id": 0}).sort(
-                [("_partition", 1), ("_row", 1)]
-            )
-        )
-        if not docs:
-            return pd.DataFrame()
-        index_name = docs[0]["_index_name"]
-        frame = pd.DataFrame(docs).drop(columns=["_partition", "_row", "_index_name"])
-        return frame.set_index(index_name)
-
-
 @lru_cache(maxsize=8)
-def _universe(path: str) -> Universe:
+def _universe(path: str, mtime: int) -> Universe:
+    del mtime  # part of the cache key only: an edited file is read again
     return load_universe(path or None)
-
-
-def _bson_safe(record: dict) -> dict:
-    out = {}
-    for key, value in record.items():
-        if isinstance(value, pd.Timestamp):
-            value = value.to_pydatetime()
-        elif isinstance(value, float) and value != value:  # NaN
-            value = None
-        elif hasattr(value, "item"):  # numpy scalar
-            value = value.item()
-        if isinstance(value, dt.datetime) and value.tzinfo is None:
-            value = value.replace(tzinfo=dt.UTC)
-        out[str(key)] = value
-    return out
 
 
 def mongo_resource(settings: Settings | None = None) -> MongoResource:
@@ -230,3 +103,59 @@ def mongo_resource(settings: Settings | None = None) -> MongoResource:
         server_selection_timeout_ms=settings.server_selection_timeout_ms,
         timeout_ms=settings.timeout_ms,
     )
+
+
+def _secret(name: str, configured: object) -> str | dg.EnvVar:
+    """``dg.EnvVar(name)`` when the setting is configured, else empty (channel disabled)."""
+    return dg.EnvVar(name) if configured else ""
+
+
+def alert_transports(settings: Settings | None = None) -> AlertTransportsResource:
+    """The alert channels of ``settings``: signed webhook and Slack (bot, else webhook)."""
+    settings = settings or load_settings()
+    return AlertTransportsResource(
+        webhook=WebhookResource(
+            url=_secret("ALERT_WEBHOOK_URL", settings.alert_webhook_url),
+            secret=_secret("ALERT_WEBHOOK_SECRET", settings.alert_webhook_secret),
+        ),
+        slack=SlackResource(token=_secret("SLACK_BOT_TOKEN", settings.slack_bot_token)),
+        slack_channel=settings.slack_channel,
+        slack_webhook_url=_secret("SLACK_WEBHOOK_URL", settings.slack_webhook_url),
+    )
+
+
+def bound_resources(settings: Settings | None = None) -> dict[str, object]:
+    """Every resource by key, for ``settings`` (the environment's, by default)."""
+    settings = settings or load_settings()
+    mongo = mongo_resource(settings)
+    transports = alert_transports(settings)
+    universe = UniverseResource()
+    return {
+        "mongo": mongo,
+        "mongo_io": MongoIOManager(mongo=mongo),
+        "market_data": MarketDataSource(universe_path=universe.path),
+        "universe": universe,
+        "alert_transports": transports,
+        "slack": transports.slack,
+    }
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The project's resources, bound once for every area."""
+    return dg.Definitions(resources=bound_resources())
+
+
+__all__ = [
+    "AlertTransportsResource",
+    "MarketDataSource",
+    "MongoIOManager",
+    "MongoResource",
+    "SlackBotTransport",
+    "UniverseResource",
+    "WebhookResource",
+    "alert_transports",
+    "bound_resources",
+    "mongo_resource",
+    "resources",
+]

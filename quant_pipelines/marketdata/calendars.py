@@ -22,6 +22,8 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
+from quant_pipelines._utils.time import utc_timestamp
+
 ASSET_CLASS_CALENDARS: dict[str, str] = {"equity": "XNYS", "fx": "24/5", "crypto": "24/7"}
 """Calendar name of each asset class."""
 
@@ -223,11 +225,6 @@ def non_session_weekdays(calendar: CalendarLike, start: DateLike, end: DateLike)
     return [d.strftime("%Y-%m-%d") for d in days[~days.isin(open_days)]]
 
 
-def _to_utc(ts: DateLike) -> pd.Timestamp:
-    stamp = pd.Timestamp(ts)
-    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
-
-
 def is_session_open(calendar: CalendarLike, ts: DateLike) -> bool:
     """Whether the market is open at an instant.
 
@@ -244,7 +241,7 @@ def is_session_open(calendar: CalendarLike, ts: DateLike) -> bool:
     cal = get_calendar(calendar)
     try:
         with _quiet_xcals():
-            return bool(cal.is_open_on_minute(_to_utc(ts)))
+            return bool(cal.is_open_on_minute(utc_timestamp(ts)))
     except xcals.errors.MinuteOutOfBounds as exc:
         raise ValueError(str(exc)) from exc
 
@@ -265,7 +262,7 @@ def next_session_open(calendar: CalendarLike, ts: DateLike) -> pd.Timestamp:
     cal = get_calendar(calendar)
     try:
         with _quiet_xcals():
-            return pd.Timestamp(cal.next_open(_to_utc(ts))).tz_convert("UTC")
+            return pd.Timestamp(cal.next_open(utc_timestamp(ts))).tz_convert("UTC")
     except xcals.errors.MinuteOutOfBounds as exc:
         raise ValueError(str(exc)) from exc
 
@@ -288,7 +285,7 @@ def next_session_close(calendar: CalendarLike, ts: DateLike) -> pd.Timestamp:
     cal = get_calendar(calendar)
     try:
         with _quiet_xcals():
-            return pd.Timestamp(cal.next_close(_to_utc(ts))).tz_convert("UTC")
+            return pd.Timestamp(cal.next_close(utc_timestamp(ts))).tz_convert("UTC")
     except xcals.errors.MinuteOutOfBounds as exc:
         raise ValueError(str(exc)) from exc
 

@@ -9,21 +9,25 @@ import pandas as pd
 
 from quant_pipelines.marketdata.calendars import CalendarLike, bar_times
 from quant_pipelines.marketdata.schema import normalize_bars
-from quant_pipelines.marketdata.validate import ValidationIssue, validate_bars
+from quant_pipelines.marketdata.validate import (
+    DUPLICATE_BAR,
+    INCONSISTENT_OHLC,
+    NEGATIVE_VOLUME,
+    NON_FINITE_VALUE,
+    NON_POSITIVE_PRICE,
+    OUTSIDE_SESSION,
+    ValidationIssue,
+    validate_bars,
+)
 
 #: Rules that make a single row unusable as data (it is stored, flagged, and never read).
 ROW_RULES = frozenset(
-    {
-        "non_positive_price",
-        "high_below_open_close",
-        "low_above_open_close",
-        "nan_value",
-        "negative_volume",
-        "outside_session",
-    }
+    {NON_POSITIVE_PRICE, INCONSISTENT_OHLC, NON_FINITE_VALUE, NEGATIVE_VOLUME, OUTSIDE_SESSION}
 )
-#: Rules checked by the blocking "valid OHLC" gate.
-OHLC_RULES = ROW_RULES - {"outside_session"}
+#: Rules checked by the blocking "valid OHLC" check.
+OHLC_RULES = ROW_RULES - {OUTSIDE_SESSION}
+#: Rules whose issues fail the blocking ingest gate: bad values, and duplicate timestamps.
+GATE_RULES = OHLC_RULES | {DUPLICATE_BAR}
 
 
 @dataclass

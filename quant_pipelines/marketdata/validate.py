@@ -1,15 +1,24 @@
-"""Rule-based validation of bar frames.
+"""The data-quality rule vocabulary, the value checks, and rule-based validation of bar frames.
 
-Each finding is a :class:`ValidationIssue` whose ``rule`` is one of :data:`RULES`:
+One vocabulary serves validation at ingest (:func:`validate_bars`) and the sentinel's rules
+(:mod:`quant_pipelines.quality.rules`), which imports its names and value checks from here:
 
-* ``non_positive_price`` — a price column is ``<= 0`` (one issue per row and column);
-* ``high_below_open_close`` — ``high < max(open, close)``;
-* ``low_above_open_close`` — ``low > min(open, close)``;
-* ``nan_value`` — a NaN or infinite value (one issue per row and column);
+* ``non_positive_price`` — a price column is ``<= 0``;
+* ``non_finite_value`` — a NaN or infinite value;
+* ``inconsistent_ohlc`` — ``high < max(open, close, low)`` or ``low > min(open, close)``;
 * ``negative_volume`` — ``volume < 0``;
-* ``duplicate_ts`` — a timestamp seen earlier in the frame (reported at each repeat);
-* ``unsorted_ts`` — a timestamp earlier than the row before it;
-* ``outside_session`` — (only with a calendar) a timestamp that is not an expected bar time.
+* ``zero_volume`` — ``volume == 0`` (the sentinel's rule; validation does not report it);
+* ``duplicate_bar`` — a timestamp appears more than once;
+* ``unsorted_ts`` — a timestamp earlier than the row before it (validation only);
+* ``outside_session`` — (only with a calendar) a timestamp that is not an expected bar time
+  (validation only);
+* ``price_jump``, ``stale_price``, ``missing_bars`` — the sentinel's rules over a series (see
+  :mod:`quant_pipelines.quality.rules`).
+
+:func:`validate_bars` reports one :class:`ValidationIssue` per row and column for the value
+checks (``column`` says which price was inconsistent), and each repeat of a timestamp for
+``duplicate_bar``. Names used before the vocabulary was shared are mapped by
+:func:`canonical_rule` (:data:`RENAMED_RULES`).
 
 All checks are vectorised; Python only loops over the rows that have issues.
 """
@@ -17,6 +26,7 @@ All checks are vectorised; Python only loops over the rows that have issues.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,19 +34,98 @@ import pandas as pd
 from quant_pipelines.marketdata.calendars import CalendarLike, DateLike, bar_times
 from quant_pipelines.marketdata.schema import normalize_bars
 
-RULES: tuple[str, ...] = (
-    "non_positive_price",
-    "high_below_open_close",
-    "low_above_open_close",
-    "nan_value",
-    "negative_volume",
-    "duplicate_ts",
-    "unsorted_ts",
-    "outside_session",
+NON_POSITIVE_PRICE = "non_positive_price"
+NON_FINITE_VALUE = "non_finite_value"
+INCONSISTENT_OHLC = "inconsistent_ohlc"
+NEGATIVE_VOLUME = "negative_volume"
+ZERO_VOLUME = "zero_volume"
+DUPLICATE_BAR = "duplicate_bar"
+UNSORTED_TS = "unsorted_ts"
+OUTSIDE_SESSION = "outside_session"
+PRICE_JUMP = "price_jump"
+STALE_PRICE = "stale_price"
+MISSING_BARS = "missing_bars"
+
+VALUE_RULES: tuple[str, ...] = (
+    NON_POSITIVE_PRICE,
+    INCONSISTENT_OHLC,
+    NON_FINITE_VALUE,
+    NEGATIVE_VOLUME,
+    ZERO_VOLUME,
 )
-"""Names of the validation rules."""
+"""Rules about one bar's values, checked by :func:`value_checks`."""
+
+RULES: tuple[str, ...] = (
+    NON_POSITIVE_PRICE,
+    INCONSISTENT_OHLC,
+    NON_FINITE_VALUE,
+    NEGATIVE_VOLUME,
+    DUPLICATE_BAR,
+    UNSORTED_TS,
+    OUTSIDE_SESSION,
+)
+"""The rules :func:`validate_bars` reports, in the order of its result."""
+
+RENAMED_RULES: dict[str, str] = {
+    "high_below_open_close": INCONSISTENT_OHLC,
+    "low_above_open_close": INCONSISTENT_OHLC,
+    "nan_value": NON_FINITE_VALUE,
+    "duplicate_ts": DUPLICATE_BAR,
+}
+"""Validation rule names written before validation and the sentinel shared one vocabulary."""
 
 _PRICES = ("open", "high", "low", "close")
+
+
+def canonical_rule(name: str) -> str:
+    """The current name of a rule, also for names found in documents stored before a rename.
+
+    Args:
+        name: A rule name, current or from :data:`RENAMED_RULES`.
+
+    Returns:
+        The current name (``name`` itself when it was never renamed).
+    """
+    return RENAMED_RULES.get(name, name)
+
+
+def column_checks(bars: pd.DataFrame) -> Iterator[tuple[str, str, np.ndarray]]:
+    """The value checks, one boolean mask per rule and offending column.
+
+    Args:
+        bars: Bar-schema frame (``open``, ``high``, ``low``, ``close``, ``volume``).
+
+    Yields:
+        ``(rule, column, mask)`` in :data:`VALUE_RULES` order, for every column a rule
+        inspects; ``mask`` marks the rows that break the rule in that column.
+    """
+    cols = {c: bars[c].to_numpy(dtype="float64") for c in (*_PRICES, "volume")}
+    o, h, low, c = (cols[k] for k in _PRICES)
+    v = cols["volume"]
+    with np.errstate(invalid="ignore"):
+        for col in _PRICES:
+            yield NON_POSITIVE_PRICE, col, cols[col] <= 0
+        yield INCONSISTENT_OHLC, "high", h < np.fmax(np.fmax(o, c), low)
+        yield INCONSISTENT_OHLC, "low", low > np.fmin(o, c)
+        for col, values in cols.items():
+            yield NON_FINITE_VALUE, col, ~np.isfinite(values)
+        yield NEGATIVE_VOLUME, "volume", v < 0
+        yield ZERO_VOLUME, "volume", v == 0
+
+
+def value_checks(bars: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Row-wise value checks: for each rule of :data:`VALUE_RULES`, the rows that break it.
+
+    Args:
+        bars: Bar-schema frame.
+
+    Returns:
+        Boolean arrays keyed by the rules of :data:`VALUE_RULES`.
+    """
+    out = {rule: np.zeros(len(bars), dtype=bool) for rule in VALUE_RULES}
+    for rule, _, mask in column_checks(bars):
+        out[rule] |= mask
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +145,19 @@ class ValidationIssue:
     message: str
     symbol: str | None = None
     column: str | None = None
+
+
+_VALIDATED = frozenset(RULES)
+_MESSAGES: dict[tuple[str, str], str] = {
+    **{(NON_POSITIVE_PRICE, c): "{column} is not positive: {value!r}" for c in _PRICES},
+    (INCONSISTENT_OHLC, "high"): "high {value!r} is below max(open, close, low)",
+    (INCONSISTENT_OHLC, "low"): "low {value!r} is above min(open, close)",
+    **{
+        (NON_FINITE_VALUE, c): "{column} is not a finite number: {value!r}"
+        for c in (*_PRICES, "volume")
+    },
+    (NEGATIVE_VOLUME, "volume"): "volume is negative: {value!r}",
+}
 
 
 def _issues(
@@ -108,61 +210,21 @@ def validate_bars(
     """
     bars = normalize_bars(df)
     index = bars.index
-    cols = {c: bars[c].to_numpy() for c in bars.columns}
     out: list[ValidationIssue] = []
-    for col in _PRICES:
-        out += _issues(
-            "non_positive_price",
-            index,
-            cols[col] <= 0,
-            "{column} is not positive: {value!r}",
-            symbol=symbol,
-            column=col,
-            values=cols[col],
-        )
-    o, h, low, c = (cols[k] for k in _PRICES)
-    with np.errstate(invalid="ignore"):
-        top, bottom = np.fmax(o, c), np.fmin(o, c)
-    out += _issues(
-        "high_below_open_close",
-        index,
-        h < top,
-        "high {value!r} is below max(open, close)",
-        symbol=symbol,
-        column="high",
-        values=h,
-    )
-    out += _issues(
-        "low_above_open_close",
-        index,
-        low > bottom,
-        "low {value!r} is above min(open, close)",
-        symbol=symbol,
-        column="low",
-        values=low,
-    )
-    for col, values in cols.items():
-        out += _issues(
-            "nan_value",
-            index,
-            ~np.isfinite(values),
-            "{column} is not a finite number: {value!r}",
-            symbol=symbol,
-            column=col,
-            values=values,
-        )
-    out += _issues(
-        "negative_volume",
-        index,
-        cols["volume"] < 0,
-        "volume is negative: {value!r}",
-        symbol=symbol,
-        column="volume",
-        values=cols["volume"],
-    )
+    for rule, col, mask in column_checks(bars):
+        if rule in _VALIDATED:
+            out += _issues(
+                rule,
+                index,
+                mask,
+                _MESSAGES[rule, col],
+                symbol=symbol,
+                column=col,
+                values=bars[col].to_numpy(),
+            )
     stamps = index.asi8
     out += _issues(
-        "duplicate_ts",
+        DUPLICATE_BAR,
         index,
         index.duplicated(keep="first"),
         "timestamp {ts} appears more than once",
@@ -171,7 +233,7 @@ def validate_bars(
     unsorted = np.zeros(len(stamps), dtype=bool)
     unsorted[1:] = stamps[1:] < stamps[:-1]
     out += _issues(
-        "unsorted_ts",
+        UNSORTED_TS,
         index,
         unsorted,
         "timestamp {ts} is earlier than the row before it",
@@ -180,7 +242,7 @@ def validate_bars(
     if calendar is not None and len(index):
         expected = _expected_times(calendar, index, freq=freq)
         out += _issues(
-            "outside_session",
+            OUTSIDE_SESSION,
             index,
             ~index.isin(expected),
             "timestamp {ts} is not an expected bar time of the calendar",

@@ -22,6 +22,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from quant_pipelines._utils.time import utc
 from quant_pipelines.optimizer.progress import (
     DONE_STATES,
     ProgressClock,
@@ -40,7 +41,7 @@ WRITE_INTERVAL = 0.5
 
 
 def _utc(t: dt.datetime | None) -> dt.datetime | None:
-    return None if t is None else t.astimezone(dt.UTC)  # Optuna's naive local times
+    return None if t is None else utc(t, naive_is_local=True)  # Optuna's naive local times
 
 
 def record_of(t: FrozenTrial) -> TrialRecord:

@@ -20,6 +20,25 @@ from quant_pipelines.optimizer.dsr import (
 )
 
 DONE_STATES = frozenset({"COMPLETE", "PRUNED"})
+#: The one progress vocabulary: written by the runner's callback into the study document
+#: (``studies.progress``) and read as-is by the HTTP API and the request lifecycle. ``done`` counts
+#: complete and pruned trials across every run of the study; ``total`` is its budget; ``eta_s``
+#: is None until a trial of this run is done; ``failed`` counts failed trials.
+PROGRESS_FIELDS: tuple[str, ...] = (
+    "done",
+    "total",
+    "complete",
+    "pruned",
+    "failed",
+    "running",
+    "waiting",
+    "best_value",
+    "best_params",
+    "trials_per_hour",
+    "eta_s",
+    "elapsed_s",
+    "updated_at",
+)
 
 
 class StudyRecorder(Protocol):
@@ -206,7 +225,8 @@ class ProgressClock:
         return time.monotonic() - self.started
 
     def progress(self, records: Sequence[TrialRecord]) -> dict[str, Any]:
-        """The ``progress`` field: counts, trials per hour (this run), ETA (seconds)."""
+        """The ``progress`` field (:data:`PROGRESS_FIELDS`): counts, best trial, trials per
+        hour (this run), ETA (seconds)."""
         counts = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
         for r in records:
             counts[r.state] = counts.get(r.state, 0) + 1
@@ -215,17 +235,20 @@ class ProgressClock:
         ran = max(done - self.done_at_start, 0)
         rate = ran / elapsed * 3600.0
         left = max(self.n_trials - done, 0)
+        best = best_trial(records)
         return {
-            "n_trials": self.n_trials,
-            "trials_done": done,
+            "done": done,
+            "total": self.n_trials,
             "complete": counts["COMPLETE"],
             "pruned": counts["PRUNED"],
             "failed": counts["FAIL"],
             "running": counts["RUNNING"],
             "waiting": counts["WAITING"],
+            "best_value": None if best is None else best.value,
+            "best_params": None if best is None else best.params,
             "trials_per_hour": rate,
-            "eta_seconds": (left / rate * 3600.0) if rate > 0 else None,
-            "elapsed_seconds": elapsed,
+            "eta_s": (left / rate * 3600.0) if rate > 0 else None,
+            "elapsed_s": elapsed,
             "updated_at": dt.datetime.now(dt.UTC),
         }
 
@@ -314,18 +337,18 @@ def summarize(
         engine=engine,
         objective=objective,
         sampler=sampler,
-        status="completed" if prog["trials_done"] >= n_trials else "incomplete",
+        status="completed" if prog["done"] >= n_trials else "incomplete",
         best_params=None if best is None else best.params,
         best_value=None if best is None else best.value,
         best_values=None if best is None else best.values,
         best_number=None if best is None else best.number,
-        n_trials=prog["trials_done"],
+        n_trials=prog["done"],
         n_complete=prog["complete"],
         n_pruned=prog["pruned"],
         n_failed=prog["failed"],
         trials_run=trials_run,
         trials_per_hour=prog["trials_per_hour"],
-        elapsed_seconds=prog["elapsed_seconds"],
+        elapsed_seconds=prog["elapsed_s"],
         baseline_params=dict(baseline["params"]),
         baseline_value=base,
         improvement=None if best is None or best.value is None else best.value - base,

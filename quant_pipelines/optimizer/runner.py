@@ -311,7 +311,7 @@ def _run_optuna(
 
     def after_trial(study: optuna.Study, trial: FrozenTrial) -> None:
         prog = mirror.after_trial(study, trial)
-        if prog["trials_done"] >= n_trials:
+        if prog["done"] >= n_trials:
             study.stop()
 
     def settle_orphans() -> set[int]:

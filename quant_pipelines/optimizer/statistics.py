@@ -43,7 +43,7 @@ from quant_pipelines.optimizer.overfitting import (
 )
 from quant_pipelines.optimizer.progress import TrialRecord
 
-#: Defaults of the statistics (the issue's and the papers').
+#: Defaults of the statistics (as in the papers that define them).
 N_BLOCKS = 16
 SPA_REPS = 1000
 MAX_CORRELATION = 0.9

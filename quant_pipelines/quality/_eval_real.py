@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from quant_pipelines._utils.jsonsafe import json_safe
 from quant_pipelines.quality.evaluation import _per_ts
 from quant_pipelines.quality.goals import REAL_DATA_GOALS, GoalReport, QualityGoal
 
@@ -82,9 +83,9 @@ class RealDataReport(GoalReport):
         """JSON-ready figures (NaN as None), the goals included."""
 
         def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-            return [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
+            return [{k: json_safe(v) for k, v in r.items()} for r in frame.to_dict("records")]
 
-        out = {k: _plain(v) for k, v in asdict(self).items() if k not in ("per_kind", "alerts")}
+        out = {k: json_safe(v) for k, v in asdict(self).items() if k not in ("per_kind", "alerts")}
         out["per_kind"] = records(self.per_kind.reset_index())
         out["alerts"] = records(self.alerts.reset_index())
         out["goals"] = records(self.goal_results())
@@ -137,14 +138,6 @@ class RealDataReport(GoalReport):
 
 def _fmt(x: float, digits: int = 3) -> str:
     return "–" if x != x else f"{x:.{digits}f}"
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.bool_)):
-        return value.item()
-    if isinstance(value, (float, np.floating)):
-        return None if value != value else float(value)
-    return value
 
 
 def _events(

@@ -28,6 +28,13 @@ from quant_pipelines.marketdata.calendars import (
     session_fractions,
 )
 from quant_pipelines.marketdata.schema import BAR_COLUMNS, normalize_bars
+from quant_pipelines.marketdata.validate import (
+    INCONSISTENT_OHLC,
+    NEGATIVE_VOLUME,
+    NON_FINITE_VALUE,
+    NON_POSITIVE_PRICE,
+    value_checks,
+)
 
 HISTORY_USABLE = 160
 """Usable history rows kept in front of a batch: more than the features' memory (141 usable
@@ -71,36 +78,9 @@ class Prepared:
     usable: np.ndarray
 
 
-def value_checks(values: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Row-wise impossible-value checks.
-
-    Args:
-        values: Bar-schema frame.
-
-    Returns:
-        Boolean arrays keyed ``non_positive_price``, ``non_finite_value``,
-        ``inconsistent_ohlc``, ``negative_volume`` and ``zero_volume``.
-    """
-    o, h, low, c, v = (values[col].to_numpy(dtype="float64") for col in BAR_COLUMNS)
-    prices = np.column_stack([o, h, low, c])
-    with np.errstate(invalid="ignore"):
-        non_positive = (prices <= 0).any(axis=1)
-        inconsistent = (h < np.fmax(o, c)) | (low > np.fmin(o, c)) | (h < low)
-        negative_volume = v < 0
-        zero_volume = v == 0
-    non_finite = ~np.isfinite(np.column_stack([prices, v])).all(axis=1)
-    return {
-        "non_positive_price": non_positive,
-        "non_finite_value": non_finite,
-        "inconsistent_ohlc": inconsistent,
-        "negative_volume": negative_volume,
-        "zero_volume": zero_volume,
-    }
-
-
 def impossible(checks: dict[str, np.ndarray]) -> np.ndarray:
     """Rows with any impossible value (zero volume is possible, so it is not counted)."""
-    keys = ("non_positive_price", "non_finite_value", "inconsistent_ohlc", "negative_volume")
+    keys = (NON_POSITIVE_PRICE, NON_FINITE_VALUE, INCONSISTENT_OHLC, NEGATIVE_VOLUME)
     return np.logical_or.reduce([checks[k] for k in keys])
 
 

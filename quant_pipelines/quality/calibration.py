@@ -13,7 +13,7 @@ Design (see ``docs/quality.md``):
    (``anomalies``: alerts analysts confirmed) are left out. Bars analysts marked *false
    positive* stay in the sample: they are clean bars, and the target is the alert rate on clean
    bars. They are left out of the models' *training window* instead (``exclude``, passed on to
-   :func:`~quant_pipelines.quality.fit_models`), as issue 5 asks.
+   :func:`~quant_pipelines.quality.fit_models`), so that the models do not learn them as normal.
 3. *Warning.* The two detectors get equal shares of the warning budget, Prophet's split over
    its price and volume model: thresholds at the ``1 - p``, ``1 - p/2`` and ``1 - p/2``
    quantiles, with the largest ``p`` for which the share of clean bars with any score at or
@@ -69,7 +69,7 @@ class CalibrationTargets:
 
     Attributes:
         warning_rate: Share of clean bars at warning or above.
-        critical_rate: Share of clean bars at critical (the issue's example: at most 0.5%).
+        critical_rate: Share of clean bars at critical (e.g. at most 0.5%).
     """
 
     warning_rate: float = 0.02
@@ -198,7 +198,7 @@ def calibrate(
         history: Bars of the symbol (at least ``train_window + MIN_BARS`` or so).
         targets: Target alert rates.
         exclude: Bars left out of the models' training windows: those analysts marked false
-            positive (issue 5).
+            positive (the models should not learn them as normal).
         anomalies: Known anomalies (alerts analysts confirmed): left out of the clean sample.
         seed: Seed of every fit.
         calendar: Calendar of the symbol.

@@ -1,4 +1,4 @@
-"""The sentinel's quality goals (issue 5).
+"""The sentinel's quality goals: the recall and false-alert rates it must reach.
 
 :data:`QUALITY_GOALS` are measured on synthetic bars by
 :func:`~quant_pipelines.quality.evaluate`; :data:`REAL_DATA_GOALS` on real bars with planted
@@ -97,7 +97,7 @@ QUALITY_GOALS: tuple[QualityGoal, ...] = (
     ),
     QualityGoal("critical rate on clean bars", "fp_rate_critical", 0.005, at_least=False),
 )
-"""The goals of issue 5 ("Quality goals"): every injected spike is 8-12 trailing sigmas and every
+"""The goals on synthetic bars: every injected spike is 8-12 trailing sigmas and every
 stale run 5-10 bars, so the recalls are over all injected events of those kinds."""
 
 

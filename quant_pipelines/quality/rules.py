@@ -1,11 +1,12 @@
 """Rules for data errors: deterministic checks that need no model.
 
-Rule names (the values of the ``rules`` column of :func:`~quant_pipelines.quality.score_bars`):
+Rule names (the values of the ``rules`` column of :func:`~quant_pipelines.quality.score_bars`)
+and the value checks come from :mod:`quant_pipelines.marketdata.validate`, the one vocabulary
+that ingest validation uses too:
 
 * ``non_positive_price`` — a price (open, high, low or close) is ``<= 0``;
 * ``non_finite_value`` — a price or the volume is NaN or infinite;
-* ``inconsistent_ohlc`` — ``high < max(open, close)``, ``low > min(open, close)`` or
-  ``high < low``;
+* ``inconsistent_ohlc`` — ``high < max(open, close, low)`` or ``low > min(open, close)``;
 * ``negative_volume`` — volume ``< 0``;
 * ``duplicate_bar`` — the timestamp appears more than once (every row of it is flagged);
 * ``price_jump`` — a price is more than ``jump_bound`` times (or less than ``1 / jump_bound``
@@ -35,38 +36,49 @@ import numpy as np
 import pandas as pd
 
 from quant_pipelines.marketdata.calendars import CalendarLike, bar_times
+from quant_pipelines.marketdata.validate import (
+    DUPLICATE_BAR,
+    INCONSISTENT_OHLC,
+    MISSING_BARS,
+    NEGATIVE_VOLUME,
+    NON_FINITE_VALUE,
+    NON_POSITIVE_PRICE,
+    PRICE_JUMP,
+    STALE_PRICE,
+    ZERO_VOLUME,
+)
 from quant_pipelines.quality._jumps import SPLIT_Z, jump_bound_for, price_jumps
 from quant_pipelines.quality._prepare import Prepared, impossible, prepare
 from quant_pipelines.quality.features import trailing_stats
 
 IMPOSSIBLE_RULES: tuple[str, ...] = (
-    "non_positive_price",
-    "non_finite_value",
-    "inconsistent_ohlc",
-    "negative_volume",
-    "duplicate_bar",
+    NON_POSITIVE_PRICE,
+    NON_FINITE_VALUE,
+    INCONSISTENT_OHLC,
+    NEGATIVE_VOLUME,
+    DUPLICATE_BAR,
 )
 """Rules whose violation is an impossible value (severity ``critical``)."""
 
-JUMP_RULES: tuple[str, ...] = ("price_jump",)
+JUMP_RULES: tuple[str, ...] = (PRICE_JUMP,)
 """Rules of a move no genuine bar makes alone (``critical``, unless the asset class shares it)."""
 
-SUSPICIOUS_RULES: tuple[str, ...] = ("stale_price", "missing_bars", "zero_volume")
+SUSPICIOUS_RULES: tuple[str, ...] = (STALE_PRICE, MISSING_BARS, ZERO_VOLUME)
 """Rules whose violation is a likely feed error (severity ``warning``)."""
 
 RULES: tuple[str, ...] = IMPOSSIBLE_RULES + JUMP_RULES + SUSPICIOUS_RULES
 """All rule names, most severe first."""
 
 RULE_KINDS: dict[str, str] = {
-    "non_positive_price": "non_positive_price",
-    "non_finite_value": "non_positive_price",
-    "inconsistent_ohlc": "ohlc_inconsistency",
-    "negative_volume": "ohlc_inconsistency",
-    "duplicate_bar": "duplicate_bar",
-    "price_jump": "price_jump",
-    "stale_price": "stale_price",
-    "missing_bars": "missing_bars",
-    "zero_volume": "zero_volume",
+    NON_POSITIVE_PRICE: "non_positive_price",
+    NON_FINITE_VALUE: "non_positive_price",
+    INCONSISTENT_OHLC: "ohlc_inconsistency",
+    NEGATIVE_VOLUME: "ohlc_inconsistency",
+    DUPLICATE_BAR: "duplicate_bar",
+    PRICE_JUMP: "price_jump",
+    STALE_PRICE: "stale_price",
+    MISSING_BARS: "missing_bars",
+    ZERO_VOLUME: "zero_volume",
 }
 """Anomaly kind (as in ``SyntheticSource`` labels) that each rule detects."""
 
@@ -98,15 +110,15 @@ def rule_flags(
         steps = np.diff(prep.pos)
         gaps[1:] = np.maximum(np.floor(steps - 1.0 + 1e-9), 0).astype(np.int64)
     out = {name: prep.value_bad[name] for name in IMPOSSIBLE_RULES if name in prep.value_bad}
-    out["duplicate_bar"] = bars.index.duplicated(keep=False)
+    out[DUPLICATE_BAR] = bars.index.duplicated(keep=False)
     sigma = trailing_stats(prep)["sigma"] if sigma is None else sigma
     bound = jump_bound_for(None) if jump_bound is None else jump_bound
     jump, split = price_jumps(prep, sigma, bound=bound, split_z=split_z)
     jump &= ~impossible(prep.value_bad)
-    out["price_jump"] = jump
-    out["stale_price"] = prep.stale[at]
-    out["missing_bars"] = gaps[at] > 0
-    out["zero_volume"] = prep.value_bad["zero_volume"]
+    out[PRICE_JUMP] = jump
+    out[STALE_PRICE] = prep.stale[at]
+    out[MISSING_BARS] = gaps[at] > 0
+    out[ZERO_VOLUME] = prep.value_bad[ZERO_VOLUME]
     frame = pd.DataFrame({name: np.asarray(out[name], dtype=bool) for name in RULES})
     frame["gap_before"] = gaps[at]
     frame["possible_split"] = jump & split

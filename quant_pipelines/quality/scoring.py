@@ -34,11 +34,10 @@ from quant_pipelines.quality.severity import (
 
 __all__ = ["SCORE_COLUMNS", "ModelSchedule", "SymbolModels", "fit_models", "score_bars"]
 
-SCORE_COLUMNS: tuple[str, ...] = (
-    "iforest",
-    "prophet",
-    "prophet_price",
-    "prophet_volume",
+DETECTOR_COLUMNS: tuple[str, ...] = ("iforest", "prophet", "prophet_price", "prophet_volume")
+"""The detectors' scores."""
+
+VERDICT_COLUMNS: tuple[str, ...] = (
     "severity",
     "rules",
     "flags",
@@ -46,19 +45,25 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "market_event",
     "warmup",
     "gap_before",
-    "ret_z",
-    "move_z",
-    "gap_move_z",
-    "range_z",
-    "volume_z",
+)
+"""What the scorer concluded about each bar."""
+
+FEATURE_COLUMNS: tuple[str, ...] = ("ret_z", "move_z", "gap_move_z", "range_z", "volume_z")
+"""The main standardised features, copied from the feature frame."""
+
+DIAGNOSTIC_COLUMNS: tuple[str, ...] = (
     "statistical_level",
     "log_return",
     "session_fraction",
     "warmup_reason",
 )
+"""Why a bar got its level: the detectors' level before rules, inputs, and warm-up reason."""
+
+SCORE_COLUMNS: tuple[str, ...] = (
+    DETECTOR_COLUMNS + VERDICT_COLUMNS + FEATURE_COLUMNS + DIAGNOSTIC_COLUMNS
+)
 """Columns of :func:`score_bars`' result, in order."""
 
-_FEATURE_OUTPUT = ("ret_z", "move_z", "gap_move_z", "range_z", "volume_z")
 _WARMUP_REASON = f"warm-up: the trailing statistics need {WINDOW + 1} usable bars before this one"
 
 
@@ -221,7 +226,7 @@ def score_bars(
         },
         index=index,
     )
-    for col in _FEATURE_OUTPUT:
+    for col in FEATURE_COLUMNS:
         out[col] = feats[col].to_numpy()
     out["statistical_level"] = stat
     out["log_return"] = feats["log_return"].to_numpy()

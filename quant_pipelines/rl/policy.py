@@ -16,6 +16,7 @@ import pandas as pd
 import safetensors.torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from quant_pipelines._utils.jsonsafe import json_safe
 from quant_pipelines.rl._envs import simulator_kwargs
 from quant_pipelines.rl.hashing import sha256_bytes
 from quant_pipelines.simulator import TradingSimulator
@@ -96,12 +97,12 @@ class TrainedPolicy:
             "total_timesteps": self.total_timesteps,
             "num_timesteps": self.num_timesteps,
             "env_config": self.env_config,
-            "hyperparams": _jsonable(self.hyperparams),
+            "hyperparams": json_safe(self.hyperparams, nonfinite="keep"),
             "guardrails": self.guardrails,
             "obs_norm": self.obs_norm,
             "checkpoints": list(self.checkpoints),
             "best_model_path": self.best_model_path,
-            "metrics": _jsonable(self.metrics),
+            "metrics": json_safe(self.metrics, nonfinite="keep"),
             "run_dir": self.run_dir,
             "sha256": self.sha256,
             "policy_id": self.policy_id,
@@ -133,18 +134,3 @@ def weights_bytes(model: BaseAlgorithm) -> bytes:
     """safetensors bytes of ``model.policy.state_dict()`` (contiguous CPU copies)."""
     state = {k: v.detach().cpu().clone().contiguous() for k, v in model.policy.state_dict().items()}
     return safetensors.torch.save(state)
-
-
-def _jsonable(value: Any) -> Any:
-    """Plain JSON types: numpy scalars to Python, tuples to lists, callables to their repr."""
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
-    return repr(value)

@@ -5,21 +5,26 @@ its thresholds are calibrated rather than left at their floors), reading the ana
 statuses from MongoDB: bars marked false positive leave every training window, bars they
 confirmed (resolved anomalies) leave the clean sample. The pooled, out-of-sample scores of the
 symbols then set the thresholds (:func:`quant_pipelines.quality.calibrate_thresholds`).
+
+The weekly maintenance of the sentinel's models lives here too: :func:`refit_quality_models`
+(Prophet per symbol) and :func:`calibrate_and_store` (read the history, recalibrate, store).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 from pymongo.database import Database
 
-from quant_pipelines.quality import calibrate_thresholds
+from quant_pipelines.marketdata import Universe
+from quant_pipelines.quality import calibrate_thresholds, fit_prophet
 from quant_pipelines.quality.calibration import walk_forward_scores
 from quant_pipelines.quality.prophet_models import TRAIN_WINDOW
 from quant_pipelines.quality.severity import Thresholds
 from quant_pipelines.storage import quality as qstore
+from quant_pipelines.storage.repositories import Repositories
 
 WARMUP_FEATURES = 20
 """Bars the features need in front of a training window."""
@@ -113,3 +118,99 @@ def recalibrate(
         excluded=excluded,
         confirmed=confirmed,
     )
+
+
+@dataclass(frozen=True)
+class ThresholdsUpdate:
+    """What :func:`calibrate_and_store` stored: the new version and its calibration."""
+
+    version: str
+    report: CalibrationReport
+
+
+def calibrate_and_store(
+    repos: Repositories,
+    universe: Universe,
+    *,
+    history_days: int,
+    calibration_bars: int,
+    now: pd.Timestamp | None = None,
+    seed: int = 0,
+) -> ThresholdsUpdate:
+    """The weekly calibration: reads each symbol's recent bars, recalibrates, stores.
+
+    Args:
+        repos: The project's repositories.
+        universe: The symbols whose history takes part.
+        history_days: Days of bars before ``now`` replayed per symbol.
+        calibration_bars: Bars per symbol scored out of sample (see :func:`recalibrate`).
+        now: End of the history and date of the version (default: now).
+        seed: Seed of every fit.
+
+    Returns:
+        The stored version with its report.
+
+    Raises:
+        ValueError: If no symbol has enough history, or too few clean bars remain.
+    """
+    end = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
+    start = end - pd.Timedelta(days=history_days)
+    histories = {s.name: (repos.bars.read(s.name, start), s.calendar) for s in universe}
+    report = recalibrate(
+        repos.db, histories, calibration_bars=calibration_bars, as_of=end, seed=seed
+    )
+    t = report.thresholds
+    version = qstore.save_thresholds(repos.db, t, calibrated_on_bars=int(t.n_bars))
+    return ThresholdsUpdate(version=version, report=report)
+
+
+@dataclass(frozen=True)
+class RefitReport:
+    """What :func:`refit_quality_models` stored: the version, who was fitted, who was not."""
+
+    version: str
+    fitted: list[str]
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def refit_quality_models(
+    repos: Repositories,
+    universe: Universe,
+    *,
+    history_days: int,
+    now: pd.Timestamp | None = None,
+    seed: int = 0,
+) -> RefitReport:
+    """Fits each symbol's Prophet models (log price, log volume) and stores them as JSON.
+
+    Args:
+        repos: The project's repositories.
+        universe: The symbols to fit.
+        history_days: Days of bars before ``now`` to train on.
+        now: End of the training window and source of the ISO-week version (default: now).
+
+    Returns:
+        The refit report; symbols with too little history are skipped with the reason.
+    """
+    qstore.ensure_quality_indexes(repos.db)
+    end = pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now).tz_convert("UTC")
+    version = end.strftime("%G-W%V")
+    fitted, skipped = [], {}
+    for symbol in universe:
+        history = repos.bars.read(symbol.name, end - pd.Timedelta(days=history_days))
+        fps = qstore.false_positive_times(repos.db, symbol.name)
+        try:
+            models = fit_prophet(history, seed=seed, exclude=fps, calendar=symbol.calendar)
+        except ValueError as exc:
+            skipped[symbol.name] = str(exc)
+            continue
+        qstore.save_prophet(
+            repos.db,
+            symbol.name,
+            version,
+            models.to_json(),
+            fitted_through=pd.Timestamp(models.fitted_through).to_pydatetime(),
+            n_train=int(models.n_train),
+        )
+        fitted.append(symbol.name)
+    return RefitReport(version=version, fitted=fitted, skipped=skipped)

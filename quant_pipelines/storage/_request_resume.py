@@ -1,9 +1,10 @@
 """Putting an optimization request whose run hit its wall-clock limit back in the queue.
 
 A study run stops starting trials at its wall-clock limit and ends cleanly; when the study's
-budget of trials is not spent yet, its request goes from ``running`` back to ``deferred``
-(due at once), with its progress kept, ``run_id`` cleared and ``resumes`` incremented, so the
-request sensor launches another run that resumes the same study by name.
+budget of trials is not spent yet, the run-status sensor moves its request from ``launched`` or
+``running`` back to ``deferred`` (due at once), with ``run_id`` and ``run_key`` cleared and
+``resumes`` incremented, so the request sensor launches another run that resumes the same
+study by name (its progress lives in the study document).
 
 (pymongo only; kept beside :mod:`quant_pipelines.storage.requests`, whose vocabulary it uses.)
 """
@@ -20,11 +21,13 @@ from pymongo.database import Database
 from quant_pipelines.storage.collections import OPTIMIZATION_REQUESTS
 from quant_pipelines.storage.requests import (
     DEFERRED,
+    IN_RUN_STATUSES,
     PROGRESS_FIELDS,
-    RUNNING,
+    TRANSITIONS,
     InvalidRequestTransitionError,
     RequestNotFoundError,
     get_request,
+    holds_run,
 )
 
 
@@ -35,12 +38,15 @@ def requeue_unfinished(
     *,
     progress: Mapping[str, Any] | None = None,
     reason: str = "wall-clock limit reached",
+    run_key: str | None = None,
+    retry_of: str | None = None,
     now: dt.datetime | None = None,
 ) -> dict[str, Any]:
-    """Moves a ``running`` request of run ``run_id`` back to ``deferred``, due now.
+    """Moves a launched or running request of run ``run_id`` back to ``deferred``, due now.
 
-    Atomic, and only while the request is still ``running`` under ``run_id``: a request that
-    finished, failed or was taken by another run is left alone (and reported).
+    Atomic, and only while the request still holds the run (its ``run_id``, or ``run_key``
+    with no run id recorded yet): a request that finished, failed or was taken by another run
+    is left alone (and reported).
 
     Args:
         db: The project database.
@@ -48,6 +54,8 @@ def requeue_unfinished(
         run_id: The run that stopped at its limit.
         progress: Fields of ``PROGRESS_FIELDS`` to record (the progress is kept otherwise).
         reason: The history note.
+        run_key: The run's request run key: only the request that launched it is re-queued.
+        retry_of: The run Dagster re-executed as ``run_id``, if any.
         now: Time of the change (default: the clock).
 
     Returns:
@@ -56,7 +64,7 @@ def requeue_unfinished(
     Raises:
         ValueError: Unknown progress field.
         RequestNotFoundError: Unknown request.
-        InvalidRequestTransitionError: The request is not running under ``run_id``.
+        InvalidRequestTransitionError: The request does not hold the run.
     """
     now = now or dt.datetime.now(dt.UTC)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)
@@ -64,6 +72,7 @@ def requeue_unfinished(
         "status": DEFERRED,
         "deferred_until": now,
         "run_id": None,
+        "run_key": None,
         "updated_at": now,
     }
     for key, value in (progress or {}).items():
@@ -78,7 +87,11 @@ def requeue_unfinished(
         fields["progress"] = dict(progress)
     entry = {"status": DEFERRED, "at": now, "run_id": run_id, "until": now, "note": reason}
     updated = db[OPTIMIZATION_REQUESTS].find_one_and_update(
-        {"request_id": request_id, "status": RUNNING, "run_id": run_id},
+        {
+            "request_id": request_id,
+            "status": {"$in": [s for s in IN_RUN_STATUSES if DEFERRED in TRANSITIONS[s]]},
+            **holds_run(run_key, run_id, retry_of=retry_of),
+        },
         {"$set": fields, "$inc": {"resumes": 1}, "$push": {"history": entry}},
         projection={"_id": 0},
         return_document=ReturnDocument.AFTER,
@@ -87,6 +100,6 @@ def requeue_unfinished(
         again = get_request(db, request_id) or {}
         raise InvalidRequestTransitionError(
             f"request {request_id} is {again.get('status')} (run {again.get('run_id')}); "
-            f"only a request running under run {run_id} can be re-queued"
+            f"only a request launched or running under run {run_id} can be re-queued"
         )
     return updated

@@ -19,6 +19,7 @@ from pymongo.client_session import ClientSession
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from quant_pipelines._utils.time import utc_now
 from quant_pipelines.storage.anomaly_workflow import (
     ACKNOWLEDGED,
     ACTIONS,
@@ -30,7 +31,6 @@ from quant_pipelines.storage.anomaly_workflow import (
     FalsePositiveRate,
     InvalidTransitionError,
     ResolutionStats,
-    _utcnow,
     false_positive_rate,
     list_alerts,
     list_anomalies,
@@ -78,7 +78,7 @@ class AlertOutboxRepository:
         """
         if not docs:
             return EnqueueReport(0, 0)
-        now = now or _utcnow()
+        now = now or utc_now()
         new = {"status": PENDING, "attempts": 0, "next_attempt_at": now, "last_error": None}
         new.update(created_at=now, sent_at=None, lease_until=None)
         ops = [
@@ -177,7 +177,7 @@ class AlertOutboxRepository:
 
     def requeue(self, idempotency_key: str, *, now: dt.datetime | None = None) -> bool:
         """Puts a failed alert back to pending with a fresh attempt budget (operator action)."""
-        now = now or _utcnow()
+        now = now or utc_now()
         update = {"$set": {"status": PENDING, "attempts": 0, "next_attempt_at": now}}
         query = {"idempotency_key": idempotency_key, "status": FAILED}
         return self._coll.update_one(query, update).modified_count == 1

@@ -17,6 +17,7 @@ from bson import ObjectId
 from pymongo import DESCENDING, ReturnDocument
 from pymongo.database import Database
 
+from quant_pipelines._utils.time import utc, utc_now
 from quant_pipelines.storage.collections import ALERT_OUTBOX, ANOMALIES
 
 OPEN, ACKNOWLEDGED, RESOLVED, FALSE_POSITIVE = "open", "acknowledged", "resolved", "false_positive"
@@ -33,14 +34,6 @@ class AnomalyNotFoundError(LookupError):
 
 class InvalidTransitionError(ValueError):
     """The action is not allowed from the anomaly's current status."""
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
-def _aware(value: dt.datetime) -> dt.datetime:
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
 
 
 def _id_candidates(anomaly_id: Any) -> list[Any]:
@@ -134,7 +127,7 @@ def list_anomalies(
 def _opened_at(doc: Mapping[str, Any]) -> dt.datetime | None:
     for field in ("created_at", "detected_at", "ts"):
         if isinstance(doc.get(field), dt.datetime):
-            return _aware(doc[field])
+            return utc(doc[field])
     return None
 
 
@@ -172,7 +165,7 @@ def transition(
     if action not in ACTIONS:
         raise ValueError(f"unknown action {action!r}; expected one of {sorted(ACTIONS)}")
     target = ACTIONS[action]
-    now = _aware(now or _utcnow())
+    now = utc(now) if now is not None else utc_now()
     coll = db[ANOMALIES]
     for _ in range(5):  # optimistic: retried when a concurrent action changed the status
         doc = coll.find_one({"_id": {"$in": _id_candidates(anomaly_id)}})

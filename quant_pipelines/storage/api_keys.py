@@ -26,6 +26,7 @@ from pymongo import ASCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
+from quant_pipelines._utils.time import utc, utc_now
 from quant_pipelines.storage.collections import API_KEYS
 
 READ, OPTIMIZE_WRITE, ALERTS_WRITE, ADMIN = "read", "optimize:write", "alerts:write", "admin"
@@ -72,11 +73,6 @@ class ApiKey:
         return ADMIN in self.scopes or scope in self.scopes
 
 
-def _utcnow() -> dt.datetime:
-    now = dt.datetime.now(dt.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
 def hash_key(raw_key: str) -> str:
     """SHA-256 hex digest of a raw key (what the database stores and is searched by)."""
     return hashlib.sha256(raw_key.encode("utf-8")).hexdigest()
@@ -94,8 +90,8 @@ def _from_doc(doc: dict[str, Any]) -> ApiKey:
         key_id=doc["_id"],
         name=doc["name"],
         scopes=tuple(doc.get("scopes", ())),
-        created_at=created if created.tzinfo else created.replace(tzinfo=dt.UTC),
-        last_used_at=used if used is None or used.tzinfo else used.replace(tzinfo=dt.UTC),
+        created_at=utc(created),
+        last_used_at=None if used is None else utc(used),
         revoked=bool(doc.get("revoked", False)),
         key_hash=doc["key_hash"],
     )
@@ -142,7 +138,7 @@ def create_key(
         "name": name,
         "key_hash": hash_key(raw),
         "scopes": list(scopes),
-        "created_at": now or _utcnow(),
+        "created_at": now or utc_now(),
         "last_used_at": None,
         "revoked": False,
         "revoked_at": None,
@@ -178,7 +174,7 @@ def revoke_key(db: Database, name_or_id: str, *, now: dt.datetime | None = None)
     Raises:
         ApiKeyNotFoundError: No key has this name or id.
     """
-    when = now or _utcnow()
+    when = now or utc_now()
     coll = db[API_KEYS]
     query = {"$or": [{"name": name_or_id}, {"_id": name_or_id}]}
     coll.update_one({**query, "revoked": False}, {"$set": {"revoked": True, "revoked_at": when}})
@@ -196,7 +192,7 @@ def touch_key(
     Returns:
         Whether the document was updated.
     """
-    when = now or _utcnow()
+    when = now or utc_now()
     stale = when - dt.timedelta(seconds=min_interval_s)
     result = db[API_KEYS].update_one(
         {"_id": key_id, "$or": [{"last_used_at": None}, {"last_used_at": {"$lte": stale}}]},

@@ -13,6 +13,7 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from quant_pipelines._utils.time import utc
 from quant_pipelines.storage.collections import BARS
 
 OHLCV = ("open", "high", "low", "close", "volume")
@@ -217,24 +218,47 @@ class BarsRepository:
         """Distinct symbols present in the collection."""
         return sorted(self._coll.distinct("symbol"))
 
+    def duplicate_keys(self, symbols: Sequence[str], start: object, end: object) -> list[dict]:
+        """(symbol, ts) keys stored more than once with ``start <= ts <= end``.
+
+        Returns:
+            ``[{"_id": {"symbol", "ts"}, "n": count}]``; empty when the unique index holds.
+        """
+        if not symbols:
+            return []
+        match = {"symbol": {"$in": list(symbols)}, "ts": {"$gte": start, "$lte": end}}
+        return list(
+            self._coll.aggregate(
+                [
+                    {"$match": match},
+                    {"$group": {"_id": {"symbol": "$symbol", "ts": "$ts"}, "n": {"$sum": 1}}},
+                    {"$match": {"n": {"$gt": 1}}},
+                ]
+            )
+        )
+
+    def newest_valid_ts(self, symbols: Sequence[str]) -> dict[str, dt.datetime | None]:
+        """The newest valid bar time of each symbol (None when it has no valid bar)."""
+        newest: dict[str, dt.datetime | None] = {}
+        for symbol in symbols:  # one index-backed lookup per symbol, on (symbol, ts)
+            doc = self._coll.find_one(
+                {"symbol": symbol, "valid": {"$ne": False}}, {"_id": 0, "ts": 1}, sort=[("ts", -1)]
+            )
+            newest[symbol] = None if doc is None else doc["ts"]
+        return newest
+
 
 def _range_query(symbol: str | None, start: object, end: object) -> dict:
     """The filter for one symbol (or all) and ``start <= ts < end`` (either bound optional)."""
     query: dict = {} if symbol is None else {"symbol": symbol}
     bounds = {}
     if start is not None:
-        bounds["$gte"] = _as_utc(start)
+        bounds["$gte"] = utc(start)
     if end is not None:
-        bounds["$lt"] = _as_utc(end)
+        bounds["$lt"] = utc(end)
     if bounds:
         query["ts"] = bounds
     return query
-
-
-def _as_utc(value: dt.datetime | pd.Timestamp | str) -> dt.datetime:
-    ts = pd.Timestamp(value)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return ts.to_pydatetime()
 
 
 def _frame(docs: list[dict], *, with_quality: bool) -> pd.DataFrame:

@@ -35,7 +35,3 @@ class IngestBatchesRepository:
     def get(self, batch_id: str) -> dict | None:
         """The batch document, or None."""
         return self._coll.find_one({"batch_id": batch_id}, {"_id": 0})
-
-    def update_fields(self, batch_id: str, fields: dict) -> None:
-        """Sets more fields on an existing batch (e.g. anomaly counts from the sentinel)."""
-        self._coll.update_one({"batch_id": batch_id}, {"$set": fields})

@@ -55,15 +55,6 @@ def kpi_history(db: Database, kpi: str, *, limit: int = 100) -> list[dict[str, A
     return list(cursor)
 
 
-def latest_kpis(db: Database, prefix: str = "") -> dict[str, dict[str, Any]]:
-    """The newest document of every KPI whose name starts with ``prefix``."""
-    out: dict[str, dict[str, Any]] = {}
-    query = {"kpi": {"$regex": f"^{prefix}"}} if prefix else {}
-    for doc in db[KPIS].find(query, {"_id": 0}).sort("period", DESCENDING):
-        out.setdefault(doc["kpi"], doc)
-    return out
-
-
 def section7_metrics(db: Database) -> dict[str, float | None]:
     """The plan's section-7 metrics, computed from what the pipelines stored.
 

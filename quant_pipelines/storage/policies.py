@@ -168,6 +168,16 @@ class GridFSPolicyStore:
         """Records matching ``match``, newest first."""
         return list(self._coll.find(match, {"_id": 0}).sort("created_at", -1))
 
+    def previous_replay(self, symbol: str, *, before: str) -> dict[str, Any] | None:
+        """The ``replay`` record of the newest policy of ``symbol`` other than ``before`` that
+        has a replay Sharpe (the version before it, for a comparison), or None."""
+        record = self._coll.find_one(
+            {"symbol": symbol, "policy_id": {"$ne": before}, "replay.sharpe": {"$ne": None}},
+            {"_id": 0, "replay": 1},
+            sort=[("created_at", -1)],
+        )
+        return None if record is None else record["replay"]
+
     def resign(self, policy_id: str, old_key: bytes, new_key: bytes) -> None:
         """Re-sign one policy under ``new_key`` after verifying it under ``old_key``.
 

@@ -11,7 +11,8 @@ import pandas as pd
 from pymongo import DESCENDING, UpdateOne
 from pymongo.database import Database
 
-from quant_pipelines.storage.collections import ANOMALIES, BARS
+from quant_pipelines._utils.time import utc
+from quant_pipelines.storage.collections import ANOMALIES, BARS, INGEST_BATCHES
 
 #: Fitted Prophet models, one document per (symbol, version).
 QUALITY_MODELS = "quality_models"
@@ -19,10 +20,7 @@ QUALITY_MODELS = "quality_models"
 QUALITY_THRESHOLDS = "quality_thresholds"
 
 
-def _utc(ts: Any) -> dt.datetime:
-    stamp = pd.Timestamp(ts)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.to_pydatetime()
+_utc = utc
 
 
 def ensure_quality_indexes(db: Database) -> None:
@@ -144,3 +142,38 @@ def save_thresholds(db: Database, thresholds: Any, **fields: Any) -> str:
 def latest_thresholds(db: Database) -> dict[str, Any] | None:
     """The newest thresholds document, or None."""
     return db[QUALITY_THRESHOLDS].find_one({}, {"_id": 0}, sort=[("saved_at", DESCENDING)])
+
+
+def record_batch_scores(
+    db: Database, batch_id: str, counts: Mapping[str, int], *, scored_at: dt.datetime
+) -> None:
+    """Sets a batch's anomaly counts by severity (upsert: scoring may run before ingestion
+    recorded the batch, e.g. on a backfill of old bars)."""
+    db[INGEST_BATCHES].update_one(
+        {"batch_id": batch_id},
+        {"$set": {"anomalies_by_severity": dict(counts), "scored_at": scored_at}},
+        upsert=True,
+    )
+
+
+def anomaly_counts(db: Database, field: str) -> dict[str, int]:
+    """Anomalies counted by the values of ``field`` (``severity``, ``status``, ``symbol``)."""
+    pipeline = [{"$group": {"_id": f"${field}", "n": {"$sum": 1}}}]
+    return {str(d["_id"]): int(d["n"]) for d in db[ANOMALIES].aggregate(pipeline)}
+
+
+def flagged_per_batch(db: Database) -> list[int]:
+    """Bars at warning or above in each scored batch (one number per batch)."""
+    docs = db[INGEST_BATCHES].find(
+        {"anomalies_by_severity": {"$exists": True}}, {"anomalies_by_severity": 1}
+    )
+    return [
+        int(d["anomalies_by_severity"].get("warning", 0))
+        + int(d["anomalies_by_severity"].get("critical", 0))
+        for d in docs
+    ]
+
+
+def latest_anomalies(db: Database, limit: int = 20) -> list[dict[str, Any]]:
+    """The ``limit`` most recent anomalies by bar time, newest first."""
+    return list(db[ANOMALIES].find({}, {"_id": 0}).sort("ts", DESCENDING).limit(limit))

@@ -1,18 +1,26 @@
 """The ``optimization_requests`` repository: optimization requests made over HTTP (pymongo only).
 
-Status vocabulary and lifecycle::
+The request lifecycle, and who writes each status (:data:`TRANSITIONS` holds the allowed
+changes; every writer goes through it)::
 
-    queued ──────────────┬──> running ──> succeeded
-      │  ^               │       └──────> failed
-      v  │ (re-deferred) │
-    deferred ────────────┘
+    queued ──> launched ──> running ──> succeeded | failed | canceled
+      │  ^        │  ^         │
+      v  │        │  └─────────┤ (a run stopped at its wall-clock limit: deferred, resumed later)
+    deferred <────┴────────────┘
 
-* ``queued``: written by the API (``POST /backtests/optimize``); waiting for the sensor.
-* ``deferred``: the sensor postponed it to the next optimization window (``deferred_until``).
-* ``running``: the sensor launched a Dagster run (``run_id``, ``launched_at``); the run
-  reports ``progress`` while the study goes on.
-* ``succeeded`` / ``failed``: terminal, stamped ``finished_at`` (``error`` when failed); a
-  request that never got a run (e.g. refused by the sensor) may fail from queued or deferred.
+* ``queued``: the API (``POST /backtests/optimize``); waiting for the sensor.
+* ``deferred``: the request sensor postponed it to the next optimization window
+  (``deferred_until``), or the run-status sensor put it back after its run stopped at the
+  wall-clock limit (``resumes`` + 1, see :mod:`quant_pipelines.storage._request_resume`).
+* ``launched``: the request sensor asked Dagster for a run (``run_key``, ``launched_at``);
+  ``run_id`` is recorded as soon as the run exists (next sensor tick, or its first status event).
+* ``running``: the run-status sensor saw the run start.
+* ``succeeded`` / ``failed`` / ``canceled``: the run-status sensor, when the run ended
+  (``run_id``, ``finished_at``; ``error`` when failed). A request that never got a run may also
+  fail (or be canceled) from queued or deferred.
+
+Progress is not kept here: the optimizer writes it to the study document (``studies.progress``,
+vocabulary ``optimizer.progress.PROGRESS_FIELDS``), which the API reads.
 
 Every change appends ``{status, at, run_id?, note?}`` to ``history``. The ``request_id`` is
 unique; a request made with an ``Idempotency-Key`` gets a request id derived from the key, so
@@ -28,288 +36,73 @@ one, every POST is a new request.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import logging
-import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from bson import ObjectId
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ReturnDocument
 from pymongo.database import Database
-from pymongo.errors import (
-    AutoReconnect,
-    DuplicateKeyError,
-    PyMongoError,
-    ServerSelectionTimeoutError,
-    WriteConcernError,
-)
 
+from quant_pipelines._utils.time import utc_now
+from quant_pipelines.optimizer.progress import PROGRESS_FIELDS as _PROGRESS_FIELDS
+from quant_pipelines.storage._request_create import (
+    CreateResult,
+    IdempotencyConflictError,
+    create_request,
+    new_request_id,
+    request_fingerprint,
+    request_id_for_key,
+)
+from quant_pipelines.storage._request_queries import (
+    ACTIVE_STATUSES,
+    _checked,
+    active_usage,
+    get_request,
+    launched_without_run_id,
+    list_requests,
+    pending_requests,
+)
+from quant_pipelines.storage._request_states import (
+    CANCELED,
+    DEFERRED,
+    FAILED,
+    IN_RUN_STATUSES,
+    LAUNCHED,
+    PENDING_STATUSES,
+    QUEUED,
+    REQUEST_STATUSES,
+    RUNNING,
+    SUCCEEDED,
+    TERMINAL_STATUSES,
+    InvalidRequestTransitionError,
+    RequestNotFoundError,
+)
 from quant_pipelines.storage.collections import OPTIMIZATION_REQUESTS
 
-_log = logging.getLogger(__name__)
-
-QUEUED, DEFERRED, RUNNING, SUCCEEDED, FAILED = (
-    "queued",
-    "deferred",
-    "running",
-    "succeeded",
-    "failed",
-)
-#: Every status a request can have, in lifecycle order.
-REQUEST_STATUSES: tuple[str, ...] = (QUEUED, DEFERRED, RUNNING, SUCCEEDED, FAILED)
-#: Statuses waiting for a run (what the sensor looks at).
-PENDING_STATUSES: tuple[str, ...] = (QUEUED, DEFERRED)
-#: Statuses a request never leaves.
-TERMINAL_STATUSES: tuple[str, ...] = (SUCCEEDED, FAILED)
-_ALLOWED_FROM: dict[str, tuple[str, ...]] = {
-    QUEUED: (QUEUED, DEFERRED),
-    DEFERRED: (QUEUED, DEFERRED),
-    RUNNING: (QUEUED, DEFERRED, RUNNING),
-    SUCCEEDED: (QUEUED, DEFERRED, RUNNING),
-    FAILED: (QUEUED, DEFERRED, RUNNING),
+#: The state machine: the statuses each status may change to.
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    QUEUED: (QUEUED, DEFERRED, LAUNCHED, FAILED, CANCELED),
+    DEFERRED: (QUEUED, DEFERRED, LAUNCHED, FAILED, CANCELED),
+    LAUNCHED: (RUNNING, DEFERRED, SUCCEEDED, FAILED, CANCELED),
+    RUNNING: (RUNNING, DEFERRED, SUCCEEDED, FAILED, CANCELED),
+    SUCCEEDED: (),
+    FAILED: (),
+    CANCELED: (),
 }
-#: Fields of ``progress`` the runner reports (all optional).
-PROGRESS_FIELDS = ("done", "total", "best_value", "best_params", "trials_per_hour", "eta_s")
+_ALLOWED_FROM: dict[str, tuple[str, ...]] = {
+    target: tuple(s for s in REQUEST_STATUSES if target in TRANSITIONS[s])
+    for target in REQUEST_STATUSES
+}
+#: Fields of a request's ``progress`` (the optimizer's vocabulary; all optional). The
+#: pipeline no longer writes it (the study document holds the progress); kept for old documents.
+PROGRESS_FIELDS = _PROGRESS_FIELDS
 
 
-class RequestNotFoundError(LookupError):
-    """No optimization request has the given id."""
+def allowed_from(target: str) -> tuple[str, ...]:
+    """The statuses from which a request may become ``target``."""
+    return _ALLOWED_FROM[_checked(target)]
 
 
-class InvalidRequestTransitionError(ValueError):
-    """The status change is not allowed from the request's current status."""
-
-
-class IdempotencyConflictError(ValueError):
-    """An Idempotency-Key was reused with a different request body.
-
-    Attributes:
-        request_id: The id of the request first made with that key.
-    """
-
-    def __init__(self, message: str, request_id: str) -> None:
-        super().__init__(message)
-        self.request_id = request_id
-
-
-@dataclass(frozen=True)
-class CreateResult:
-    """What :func:`create_request` did: the stored document and whether it was new."""
-
-    document: dict[str, Any]
-    created: bool
-
-
-def _utcnow() -> dt.datetime:
-    # MongoDB keeps milliseconds; truncating keeps the returned and stored values equal.
-    now = dt.datetime.now(dt.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def request_fingerprint(params: Mapping[str, Any]) -> str:
-    """SHA-256 of the canonical JSON of ``params`` (key order does not matter)."""
-    canonical = json.dumps(params, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def request_id_for_key(idempotency_key: str) -> str:
-    """The request id that an Idempotency-Key maps to (stable, 32 hex digits)."""
-    return "req_" + hashlib.sha256(f"idempotency:{idempotency_key}".encode()).hexdigest()[:32]
-
-
-def new_request_id() -> str:
-    """A fresh random request id (``req_`` and 32 hex digits)."""
-    return "req_" + uuid.uuid4().hex
-
-
-def create_request(
-    db: Database,
-    params: Mapping[str, Any],
-    *,
-    idempotency_key: str | None = None,
-    study_name: str | None = None,
-    extra: Mapping[str, Any] | None = None,
-    now: dt.datetime | None = None,
-) -> CreateResult:
-    """Records a new request as ``queued``, or returns the one already made with the same key.
-
-    Args:
-        db: The project database.
-        params: The validated request (strategy, symbols, start, end, n_trials, objective,
-            sampler, seed, walk_forward, urgent); stored as given under ``params``.
-        idempotency_key: The client's Idempotency-Key; the same key gives the same request.
-        study_name: The Optuna study the run optimizes (default ``"<strategy>-<request_id>"``).
-        extra: Further top-level fields for a new document (e.g. ``asset_classes``).
-        now: Creation time (default: the clock).
-
-    Returns:
-        The stored document and ``created`` (False when the key had been used already). A
-        write that MongoDB applied but answered with a retryable error is repeated (an upsert
-        on the same id, so at most one document) and counts as created.
-
-    Raises:
-        IdempotencyConflictError: The key was used before with different ``params``.
-    """
-    now = now or _utcnow()
-    fingerprint = request_fingerprint(params)
-    request_id = request_id_for_key(idempotency_key) if idempotency_key else new_request_id()
-    doc: dict[str, Any] = {
-        "request_id": request_id,
-        "status": QUEUED,
-        "params": dict(params),
-        "urgent": bool(params.get("urgent", False)),
-        "study_name": study_name or f"{params.get('strategy', 'study')}-{request_id}",
-        "idempotency_key": idempotency_key,
-        "fingerprint": fingerprint,
-        "run_id": None,
-        "progress": None,
-        "error": None,
-        "deferred_until": None,
-        "created_at": now,
-        "updated_at": now,
-        "launched_at": None,
-        "finished_at": None,
-        "history": [{"status": QUEUED, "at": now}],
-    }
-    for key, value in (extra or {}).items():
-        doc.setdefault(key, value)
-    # The id (and the _id) are fixed before the first attempt and the write is an upsert on the
-    # request id: retrying it, by the driver or below, can never create a second document.
-    doc["_id"] = ObjectId()
-    coll = db[OPTIMIZATION_REQUESTS]
-    for attempt in range(1, _WRITE_ATTEMPTS + 1):
-        try:
-            written = coll.update_one(
-                {"request_id": request_id}, {"$setOnInsert": doc}, upsert=True
-            )
-        except DuplicateKeyError:
-            break  # a concurrent request with the same key inserted first
-        except PyMongoError as exc:
-            if attempt == _WRITE_ATTEMPTS or not _may_retry_write(exc):
-                raise
-            _log.warning("retrying the write of request %s after %s", request_id, type(exc))
-            continue
-        if written.upserted_id is not None:
-            doc.pop("_id")
-            return CreateResult(doc, created=True)
-        break
-    existing = coll.find_one({"request_id": request_id})
-    if existing is None:  # pragma: no cover - deleted between the write and the read
-        raise RequestNotFoundError(f"request {request_id} vanished while being created")
-    if existing.pop("_id") == doc["_id"]:  # an earlier attempt of ours was applied
-        doc.pop("_id")
-        return CreateResult(doc, created=True)
-    if existing.get("fingerprint") != fingerprint:
-        raise IdempotencyConflictError(
-            "Idempotency-Key was already used with a different request body "
-            f"(request {request_id})",
-            request_id,
-        )
-    return CreateResult(existing, created=False)
-
-
-#: Attempts of :func:`create_request`'s write, each on top of the driver's own single retry.
-_WRITE_ATTEMPTS = 2
-
-
-def _may_retry_write(exc: PyMongoError) -> bool:
-    """Whether the write may have failed transiently (and so may be repeated at once).
-
-    A ``writeConcernError`` (the write was applied but its durability is not confirmed), an
-    error labelled ``RetryableWriteError``, or a dropped connection. Not a timeout: the
-    request's deadline is spent, and not a server selection failure: nothing was sent.
-    """
-    if getattr(exc, "timeout", False) or isinstance(exc, ServerSelectionTimeoutError):
-        return False
-    return isinstance(exc, WriteConcernError | AutoReconnect) or exc.has_error_label(
-        "RetryableWriteError"
-    )
-
-
-def get_request(db: Database, request_id: str) -> dict[str, Any] | None:
-    """The request document (without ``_id``), or None."""
-    if not isinstance(request_id, str):
-        return None
-    return db[OPTIMIZATION_REQUESTS].find_one({"request_id": request_id}, {"_id": 0})
-
-
-def list_requests(
-    db: Database, *, status: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
-    """Requests, newest first, optionally of one status."""
-    query = {} if status is None else {"status": _checked(status)}
-    cursor = db[OPTIMIZATION_REQUESTS].find(query, {"_id": 0}).sort("created_at", DESCENDING)
-    return list(cursor.limit(limit))
-
-
-def pending_requests(
-    db: Database, *, now: dt.datetime | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
-    """Requests waiting for a run, oldest first: for the sensor.
-
-    These are the ``queued`` requests, plus the ``deferred`` ones whose ``deferred_until`` has
-    come (or is unset). The sensor decides whether each one starts now (outside market hours,
-    or ``urgent``) or is deferred again with :func:`mark_deferred`.
-
-    Args:
-        db: The project database.
-        now: The sensor's clock (default: the current time).
-        limit: At most this many documents.
-
-    Returns:
-        Request documents without ``_id``.
-    """
-    now = now or _utcnow()
-    query = {
-        "$or": [
-            {"status": QUEUED},
-            {"status": DEFERRED, "deferred_until": {"$lte": now}},
-            {"status": DEFERRED, "deferred_until": None},
-        ]
-    }
-    cursor = db[OPTIMIZATION_REQUESTS].find(query, {"_id": 0})
-    return list(cursor.sort([("created_at", ASCENDING), ("request_id", ASCENDING)]).limit(limit))
-
-
-#: Statuses that count against a key's quota (waiting for, or holding, a run).
-ACTIVE_STATUSES: tuple[str, ...] = (QUEUED, DEFERRED, RUNNING)
-
-
-def active_usage(db: Database, requested_by: str) -> tuple[int, int]:
-    """What one requester has queued or running: for the per-key quotas of the API.
-
-    Args:
-        db: The project database.
-        requested_by: The requester (the API key's name, field ``requested_by``).
-
-    Returns:
-        The number of queued, deferred or running requests, and the trials they ask for in
-        total (``params.n_trials``).
-    """
-    rows = db[OPTIMIZATION_REQUESTS].aggregate(
-        [
-            {"$match": {"requested_by": requested_by, "status": {"$in": list(ACTIVE_STATUSES)}}},
-            {
-                "$group": {
-                    "_id": None,
-                    "requests": {"$sum": 1},
-                    "trials": {"$sum": {"$ifNull": ["$params.n_trials", 0]}},
-                }
-            },
-        ]
-    )
-    for row in rows:
-        return int(row["requests"]), int(row["trials"])
-    return 0, 0
-
-
-def _checked(status: str) -> str:
-    if status not in REQUEST_STATUSES:
-        raise ValueError(f"unknown request status {status!r}; expected one of {REQUEST_STATUSES}")
-    return status
+_utcnow = utc_now
 
 
 def _apply(
@@ -348,37 +141,107 @@ def _apply(
 
 
 def mark_launched(
-    db: Database, request_id: str, run_id: str, *, now: dt.datetime | None = None
+    db: Database, request_id: str, run_key: str, *, now: dt.datetime | None = None
 ) -> dict[str, Any]:
-    """Records that the sensor launched Dagster run ``run_id``: the request becomes ``running``.
+    """Records that the sensor asked Dagster for run ``run_key``: the request is ``launched``.
 
-    Idempotent: calling it again with the same ``run_id`` returns the document unchanged.
+    Idempotent: calling it again with the same ``run_key`` returns the document unchanged.
+    The run id is recorded by :func:`record_run_id` once the run exists.
 
     Raises:
         RequestNotFoundError: Unknown request.
-        InvalidRequestTransitionError: The request already finished, or runs under another run.
+        InvalidRequestTransitionError: The request is not pending (launched or finished).
     """
     current = get_request(db, request_id)
-    if current is not None and current.get("run_id") == run_id:
+    launched = current is not None and current["status"] in IN_RUN_STATUSES
+    if launched and current.get("run_key") == run_key:
         return current
     now = now or _utcnow()
-    fields = {"run_id": run_id, "launched_at": now}
-    try:
-        return _apply(
-            db,
-            request_id,
-            RUNNING,
-            fields,
-            now=now,
-            entry={"run_id": run_id},
-            allowed=PENDING_STATUSES,
-            extra_query={"run_id": None},
-        )
-    except InvalidRequestTransitionError:
-        again = get_request(db, request_id) or {}
-        if again.get("run_id") == run_id:  # a concurrent tick recorded the same run
-            return again
-        raise
+    fields = {"run_key": run_key, "run_id": None, "launched_at": now}
+    return _apply(db, request_id, LAUNCHED, fields, now=now, entry={"run_key": run_key})
+
+
+def holds_run(run_key: str | None, run_id: str, *, retry_of: str | None = None) -> dict[str, Any]:
+    """The query clause of a request that holds run ``run_id``: recorded under that id (or
+    under ``retry_of``, the run that Dagster re-executed as ``run_id``), or launched under
+    ``run_key`` with no run id recorded yet."""
+    ids = [run_id, retry_of] if retry_of else [run_id]
+    by_key = [{"run_id": None, "run_key": run_key}] if run_key else []
+    return {"$or": [{"run_id": {"$in": ids}}, *by_key]}
+
+
+def record_run_id(
+    db: Database, request_id: str, run_key: str, run_id: str, *, now: dt.datetime | None = None
+) -> dict[str, Any] | None:
+    """Records the id of the run that serves a launched or running request (no status change).
+
+    Returns:
+        The document, or None when the request does not hold run ``run_key`` (any more).
+    """
+    return db[OPTIMIZATION_REQUESTS].find_one_and_update(
+        {
+            "request_id": request_id,
+            "status": {"$in": list(IN_RUN_STATUSES)},
+            **holds_run(run_key, run_id),
+        },
+        {"$set": {"run_id": run_id, "updated_at": now or _utcnow()}},
+        projection={"_id": 0},
+        return_document=ReturnDocument.AFTER,
+    )
+
+
+def record_run_status(
+    db: Database,
+    request_id: str,
+    run_key: str,
+    run_id: str,
+    status: str,
+    *,
+    error: str | None = None,
+    retry_of: str | None = None,
+    now: dt.datetime | None = None,
+) -> dict[str, Any] | None:
+    """Moves the request that run ``run_id`` serves to ``running`` or an end state.
+
+    For the run-status sensor. Applies only while the request holds that run (its ``run_key``,
+    and its ``run_id`` unset or equal), and only along :data:`TRANSITIONS`: a late or repeated
+    event (a run that already ended, a request re-queued for another run) changes nothing.
+
+    Args:
+        db: The project database.
+        request_id: The request (the run's request tag).
+        run_key: The run's request run key (tag).
+        run_id: The Dagster run.
+        status: ``running``, ``succeeded``, ``failed`` or ``canceled``.
+        error: Why the run failed (never put secrets here).
+        retry_of: The run Dagster re-executed as ``run_id`` (its ``dagster/parent_run_id``).
+        now: Time of the change (default: the clock).
+
+    Returns:
+        The document after the change, or None when nothing changed.
+    """
+    if status not in (RUNNING, *TERMINAL_STATUSES):
+        raise ValueError(f"a run cannot move its request to {status!r}")
+    now = now or _utcnow()
+    fields: dict[str, Any] = {"status": status, "run_id": run_id, "updated_at": now}
+    if status in TERMINAL_STATUSES:
+        fields["finished_at"] = now
+    if error is not None:
+        fields["error"] = error[:2000]
+    entry = {"status": status, "at": now, "run_id": run_id, **({"note": error} if error else {})}
+    allowed = [s for s in IN_RUN_STATUSES if status in TRANSITIONS[s]]
+    if status == RUNNING:  # a retry run starting again is news; the same run twice is not
+        allowed = allowed if retry_of else [LAUNCHED]
+    return db[OPTIMIZATION_REQUESTS].find_one_and_update(
+        {
+            "request_id": request_id,
+            "status": {"$in": allowed},
+            **holds_run(run_key, run_id, retry_of=retry_of),
+        },
+        {"$set": fields, "$push": {"history": entry}},
+        projection={"_id": 0},
+        return_document=ReturnDocument.AFTER,
+    )
 
 
 def mark_deferred(
@@ -399,7 +262,8 @@ def mark_deferred(
         raise ValueError("until must be timezone-aware (UTC)")
     now = now or _utcnow()
     entry = {"until": until, **({"note": reason} if reason else {})}
-    return _apply(db, request_id, DEFERRED, {"deferred_until": until}, now=now, entry=entry)
+    fields = {"deferred_until": until}
+    return _apply(db, request_id, DEFERRED, fields, now=now, entry=entry, allowed=PENDING_STATUSES)
 
 
 def update_status(
@@ -467,8 +331,11 @@ def update_status(
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "CANCELED",
     "DEFERRED",
     "FAILED",
+    "IN_RUN_STATUSES",
+    "LAUNCHED",
     "PENDING_STATUSES",
     "PROGRESS_FIELDS",
     "QUEUED",
@@ -476,18 +343,24 @@ __all__ = [
     "RUNNING",
     "SUCCEEDED",
     "TERMINAL_STATUSES",
+    "TRANSITIONS",
     "CreateResult",
     "IdempotencyConflictError",
     "InvalidRequestTransitionError",
     "RequestNotFoundError",
     "active_usage",
+    "allowed_from",
     "create_request",
     "get_request",
+    "holds_run",
+    "launched_without_run_id",
     "list_requests",
     "mark_deferred",
     "mark_launched",
     "new_request_id",
     "pending_requests",
+    "record_run_id",
+    "record_run_status",
     "request_fingerprint",
     "request_id_for_key",
     "update_status",

@@ -8,7 +8,6 @@ collections are denormalised copies for queries and dashboards, upserted on thei
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import weakref
@@ -19,6 +18,7 @@ from pymongo import ASCENDING, MongoClient, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
+from quant_pipelines._utils.time import utc_now
 from quant_pipelines.storage.collections import STUDIES, TRIALS, UNIQUE_KEYS
 from quant_pipelines.storage.indexes import unique_index_name
 
@@ -26,10 +26,6 @@ _log = logging.getLogger(__name__)
 _DUPLICATE_KEY = 11000
 #: createIndexes errors of an index that exists with the same name or key but other options.
 _INDEX_CONFLICTS = frozenset({85, 86})
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
 
 
 def upsert_study(db: Database, study_name: str, fields: Mapping[str, Any]) -> None:
@@ -43,8 +39,8 @@ def upsert_study(db: Database, study_name: str, fields: Mapping[str, Any]) -> No
     db[STUDIES].update_one(
         {"study_name": study_name},
         {
-            "$set": {**fields, "study_name": study_name, "updated_at": _now()},
-            "$setOnInsert": {"created_at": _now()},
+            "$set": {**fields, "study_name": study_name, "updated_at": utc_now()},
+            "$setOnInsert": {"created_at": utc_now()},
         },
         upsert=True,
     )
@@ -102,7 +98,7 @@ def upsert_trials(db: Database, study_name: str, docs: Sequence[Mapping[str, Any
     """
     if not docs:
         return 0
-    now = _now()
+    now = utc_now()
     rows = []
     for d in docs:
         key = {"study_name": study_name, "number": int(d["number"])}
@@ -286,7 +282,7 @@ def record_promotions(db: Database, promotions: Sequence[Mapping[str, Any]]) -> 
     Returns:
         The number of studies updated.
     """
-    now = _now()
+    now = utc_now()
     ops = [
         UpdateOne(
             {"study_name": p["study"]},

@@ -1,4 +1,4 @@
-"""The "Faults" of issue 5 that concern alerts, each against a real loopback HTTP receiver."""
+"""The delivery faults alerts must survive, each against a real loopback HTTP receiver."""
 
 from __future__ import annotations
 

@@ -138,3 +138,12 @@ def test_transitions_need_the_alerts_write_scope(
     stored = mongo_db[ANOMALIES].find_one({"_id": ObjectId(aapl)})
     assert stored["status"] == "open"
     assert "history" not in stored
+
+
+def test_the_severity_filter_accepts_exactly_the_sentinels_severities() -> None:
+    from typing import get_args
+
+    from quant_pipelines.api._alerts import Severity
+    from quant_pipelines.quality import SEVERITIES
+
+    assert get_args(Severity) == SEVERITIES

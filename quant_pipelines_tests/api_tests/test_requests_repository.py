@@ -63,13 +63,14 @@ def test_pending_requests_order_and_deferral(mongo_db: Database):
     assert req.pending_requests(mongo_db, now=now, limit=1)[0]["request_id"] == first
 
 
-def test_mark_launched_is_idempotent_per_run(mongo_db: Database):
+def test_mark_launched_is_idempotent_per_run_key(mongo_db: Database):
     request_id = _new(mongo_db)
-    doc = req.mark_launched(mongo_db, request_id, "run-1", now=T0)
-    assert (doc["status"], doc["run_id"], doc["launched_at"]) == ("running", "run-1", T0)
-    assert req.mark_launched(mongo_db, request_id, "run-1") == doc
-    with pytest.raises(req.InvalidRequestTransitionError, match="run-1"):
-        req.mark_launched(mongo_db, request_id, "run-2")
+    doc = req.mark_launched(mongo_db, request_id, "key-1", now=T0)
+    assert (doc["status"], doc["run_key"], doc["run_id"]) == ("launched", "key-1", None)
+    assert doc["launched_at"] == T0
+    assert req.mark_launched(mongo_db, request_id, "key-1") == doc
+    with pytest.raises(req.InvalidRequestTransitionError, match="launched"):
+        req.mark_launched(mongo_db, request_id, "key-2")
     with pytest.raises(req.RequestNotFoundError):
         req.mark_launched(mongo_db, "req_missing", "run-3")
 
@@ -79,7 +80,7 @@ def test_deferred_request_can_be_launched(mongo_db: Database):
     until = T0 + dt.timedelta(hours=8)
     doc = req.mark_deferred(mongo_db, request_id, until)
     assert (doc["status"], doc["deferred_until"]) == ("deferred", until)
-    assert req.mark_launched(mongo_db, request_id, "run-9")["status"] == "running"
+    assert req.mark_launched(mongo_db, request_id, "run-9")["status"] == "launched"
     with pytest.raises(req.InvalidRequestTransitionError):
         req.mark_deferred(mongo_db, request_id, until)
     with pytest.raises(ValueError, match="timezone"):
@@ -92,7 +93,7 @@ def test_update_status_progress_and_terminal_states(mongo_db: Database):
     doc = req.update_status(mongo_db, request_id, "running", progress={"done": 1, "total": 10})
     doc = req.update_status(mongo_db, request_id, "running", progress={"done": 2})
     assert doc["progress"] == {"done": 2, "total": 10}
-    assert [h["status"] for h in doc["history"]] == ["queued", "running"]
+    assert [h["status"] for h in doc["history"]] == ["queued", "launched", "running"]
     done = req.update_status(mongo_db, request_id, "succeeded", progress={"done": 10}, now=T0)
     assert (done["status"], done["finished_at"]) == ("succeeded", T0)
     assert req.update_status(mongo_db, request_id, "succeeded") == done

@@ -63,7 +63,8 @@ def test_running_status_reads_study_progress_and_top_trials(
     client: TestClient, mongo_db: Database, valid_body
 ):
     request_id = _submit(client, valid_body)
-    doc = req.mark_launched(mongo_db, request_id, "run-abc")
+    doc = req.mark_launched(mongo_db, request_id, request_id)
+    req.record_run_status(mongo_db, request_id, request_id, "run-abc", "running")
     study = doc["study_name"]
     progress = {"done": 3, "total": 50, "best_value": 1.4, "best_params": {"fast": 4}}
     progress.update(trials_per_hour=720.0, eta_s=235.0)

@@ -1,6 +1,6 @@
-"""An independent, plain bar-by-bar reference of issue 3's accounting.
+"""An independent, plain bar-by-bar reference of the backtest's accounting (docs/backtest.md).
 
-Written from the issue text only (it does not import the engine): units are held between
+Written from the documented rules only (it does not import the engine): units are held between
 trades; at bar k's open the book trades to the target decided at k-1's close if it differs from
 the one in force; new units = target x equity at the open / fill price; fill = open x (1 + s)
 buying, open x (1 - s) selling (no trade when the target lies inside the slippage band of the

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from quant_pipelines.backtest import Costs, Strategy, get_strategy, run_backtest, sweep
 from quant_pipelines.backtest._assemble import METRIC_KEYS
-from quant_pipelines.backtest._sweep_kernel import KEYS, LANES, N_METRICS, sweep_block
+from quant_pipelines.backtest._sweep_kernel import LANES, N_METRICS, sweep_block
 from quant_pipelines.backtest.space import SearchSpace
 from quant_pipelines.backtest.strategies import IndicatorCache
 from quant_pipelines_tests._bars import make_bars
@@ -66,8 +66,14 @@ def _random_targets(rng: np.random.Generator, rows: int, n: int, change: float) 
     return out
 
 
-def test_keys_are_the_metric_keys() -> None:
-    assert KEYS == METRIC_KEYS
+def test_the_kernel_writes_one_column_per_metric_key() -> None:
+    bars = make_bars(60, seed=3)
+    want = run_backtest(bars, np.ones(len(bars)), costs=Costs()).metrics
+    assert N_METRICS == len(METRIC_KEYS) == len(set(METRIC_KEYS))
+    assert list(want) == list(METRIC_KEYS)
+    bad, got = _kernel(bars, np.ones((1, len(bars))), min_vector=SCALAR)
+    assert bad == -1
+    _assert_close(got[0], want, "constant long")
 
 
 @_HYP

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from quant_pipelines.defs.resources import MarketDataSource, MongoResource
+from quant_pipelines.defs.resources import MarketDataSource, MongoResource, UniverseResource
 
 
 @pytest.fixture
@@ -32,3 +32,9 @@ def small_universe(tmp_path: Path) -> Path:
 def synthetic_source(small_universe: Path) -> MarketDataSource:
     """The seeded synthetic source over the small universe."""
     return MarketDataSource(kind="synthetic", seed=11, universe_path=str(small_universe))
+
+
+@pytest.fixture
+def universe(small_universe: Path) -> UniverseResource:
+    """The universe resource over the small universe (what assets and sensors read)."""
+    return UniverseResource(path=str(small_universe))

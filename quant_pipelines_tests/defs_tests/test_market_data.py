@@ -7,10 +7,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from quant_pipelines.defs.market_data import build_market_bars_asset, market_bars_key
+from quant_pipelines.defs.market_data.assets import build_market_bars_asset, market_bars_key
 from quant_pipelines.defs.partitions import trading_day_partitions
-from quant_pipelines.defs.resources import MarketDataSource, MongoResource
+from quant_pipelines.defs.resources import MarketDataSource, MongoResource, UniverseResource
 from quant_pipelines.marketdata import SyntheticSource, sessions
+from quant_pipelines.marketdata.validate import (
+    INCONSISTENT_OHLC,
+    NON_FINITE_VALUE,
+    NON_POSITIVE_PRICE,
+)
 from quant_pipelines.storage.embedded import free_port
 
 EQUITY = build_market_bars_asset("equity")
@@ -39,11 +44,14 @@ def downstream_of_equity_bars() -> None:
 
 
 def test_materializes_a_range_into_mongodb_with_passing_checks(
-    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db
+    mongo_resource: MongoResource,
+    synthetic_source: MarketDataSource,
+    mongo_db,
+    universe: UniverseResource,
 ) -> None:
     result = dg.materialize(
         [EQUITY],
-        resources={"mongo": mongo_resource, "market_data": synthetic_source},
+        resources={"mongo": mongo_resource, "market_data": synthetic_source, "universe": universe},
         tags=_range_tags(*RANGE),
     )
     assert result.success
@@ -72,7 +80,7 @@ def test_materializes_a_range_into_mongodb_with_passing_checks(
     assert fresh.metadata["threshold_lag_sessions"].value == 1
 
     meta = result.get_asset_materialization_events()[0].materialization.metadata
-    assert meta["row_count"].value == 2 * n_sessions
+    assert meta["dagster/row_count"].value == 2 * n_sessions
     assert meta["first_ts"].value.startswith("2024-01-02")
     assert len(meta["preview"].value.records) == 10
     batch = mongo_db.ingest_batches.find_one(
@@ -84,9 +92,12 @@ def test_materializes_a_range_into_mongodb_with_passing_checks(
 
 
 def test_same_partition_twice_leaves_the_same_documents(
-    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db
+    mongo_resource: MongoResource,
+    synthetic_source: MarketDataSource,
+    mongo_db,
+    universe: UniverseResource,
 ) -> None:
-    resources = {"mongo": mongo_resource, "market_data": synthetic_source}
+    resources = {"mongo": mongo_resource, "market_data": synthetic_source, "universe": universe}
     first = dg.materialize([CRYPTO], resources=resources, partition_key="2024-03-09")
     count = mongo_db.bars.count_documents({})
     second = dg.materialize([CRYPTO], resources=resources, partition_key="2024-03-09")
@@ -124,7 +135,11 @@ def _files_source(tmp_path: Path, small_universe: Path) -> tuple[Path, MarketDat
 
 
 def test_malformed_csv_names_file_row_and_column_and_writes_nothing(
-    tmp_path: Path, small_universe: Path, mongo_resource: MongoResource, mongo_db
+    tmp_path: Path,
+    small_universe: Path,
+    mongo_resource: MongoResource,
+    mongo_db,
+    universe: UniverseResource,
 ) -> None:
     folder, source = _files_source(tmp_path, small_universe)
     lines = (folder / "SPY.csv").read_text().splitlines()
@@ -135,7 +150,7 @@ def test_malformed_csv_names_file_row_and_column_and_writes_nothing(
 
     result = dg.materialize(
         [EQUITY],
-        resources={"mongo": mongo_resource, "market_data": source},
+        resources={"mongo": mongo_resource, "market_data": source, "universe": universe},
         tags=_range_tags("2024-01-02", "2024-01-12"),
         raise_on_error=False,
     )
@@ -151,7 +166,11 @@ def test_malformed_csv_names_file_row_and_column_and_writes_nothing(
 
 
 def test_bad_bars_fail_the_blocking_check_and_stop_downstream(
-    tmp_path: Path, small_universe: Path, mongo_resource: MongoResource, mongo_db
+    tmp_path: Path,
+    small_universe: Path,
+    mongo_resource: MongoResource,
+    mongo_db,
+    universe: UniverseResource,
 ) -> None:
     folder, source = _files_source(tmp_path, small_universe)
     frame = pd.read_csv(folder / "AAPL.csv")
@@ -162,7 +181,7 @@ def test_bad_bars_fail_the_blocking_check_and_stop_downstream(
 
     result = dg.materialize(
         [EQUITY, downstream_of_equity_bars],
-        resources={"mongo": mongo_resource, "market_data": source},
+        resources={"mongo": mongo_resource, "market_data": source, "universe": universe},
         tags=_range_tags("2024-01-02", "2024-01-12"),
         raise_on_error=False,
     )
@@ -175,9 +194,9 @@ def test_bad_bars_fail_the_blocking_check_and_stop_downstream(
     assert gate.metadata["threshold_invalid_rows"].value == 0
     rows = gate.metadata["offending_rows"].value.records
     assert {r.data["rule"] for r in rows} >= {
-        "nan_value",
-        "non_positive_price",
-        "high_below_open_close",
+        NON_FINITE_VALUE,
+        NON_POSITIVE_PRICE,
+        INCONSISTENT_OHLC,
     }
     assert {r.data["symbol"] for r in rows} == {"AAPL"}
     assert {r.data["ts"][:10] for r in rows} == {"2024-01-03", "2024-01-04", "2024-01-05"}
@@ -187,13 +206,13 @@ def test_bad_bars_fail_the_blocking_check_and_stop_downstream(
     assert mongo_db.bars.count_documents({"valid": False}) == 3
     # Each failing (symbol, ts, rule) is a critical anomaly with its alert, once.
     anomalies = list(mongo_db.anomalies.find({"symbol": "AAPL"}))
-    assert {a["rule"] for a in anomalies} >= {"nan_value", "non_positive_price"}
+    assert {a["rule"] for a in anomalies} >= {NON_FINITE_VALUE, NON_POSITIVE_PRICE}
     assert all(a["severity"] == "critical" for a in anomalies)
     alerts = mongo_db.alert_outbox.count_documents({})
     assert alerts == 2 * len(anomalies)  # webhook and slack
     dg.materialize(
         [EQUITY],
-        resources={"mongo": mongo_resource, "market_data": source},
+        resources={"mongo": mongo_resource, "market_data": source, "universe": universe},
         tags=_range_tags("2024-01-02", "2024-01-12"),
         raise_on_error=False,
     )
@@ -203,14 +222,18 @@ def test_bad_bars_fail_the_blocking_check_and_stop_downstream(
 
 
 def test_duplicate_rows_fail_the_duplicate_gate(
-    tmp_path: Path, small_universe: Path, mongo_resource: MongoResource, mongo_db
+    tmp_path: Path,
+    small_universe: Path,
+    mongo_resource: MongoResource,
+    mongo_db,
+    universe: UniverseResource,
 ) -> None:
     folder, source = _files_source(tmp_path, small_universe)
     frame = pd.read_csv(folder / "SPY.csv")
     pd.concat([frame, frame.iloc[[2]]]).to_csv(folder / "SPY.csv", index=False)
     result = dg.materialize(
         [EQUITY],
-        resources={"mongo": mongo_resource, "market_data": source},
+        resources={"mongo": mongo_resource, "market_data": source, "universe": universe},
         tags=_range_tags("2024-01-02", "2024-01-12"),
         raise_on_error=False,
     )
@@ -222,7 +245,7 @@ def test_duplicate_rows_fail_the_duplicate_gate(
 
 
 def test_unreachable_mongodb_fails_fast_names_host_and_is_retried(
-    synthetic_source: MarketDataSource,
+    synthetic_source: MarketDataSource, universe: UniverseResource
 ) -> None:
     port = free_port()
     resource = MongoResource(
@@ -232,7 +255,7 @@ def test_unreachable_mongodb_fails_fast_names_host_and_is_retried(
     )
     result = dg.materialize(
         [CRYPTO],
-        resources={"mongo": resource, "market_data": synthetic_source},
+        resources={"mongo": resource, "market_data": synthetic_source, "universe": universe},
         partition_key="2024-03-09",
         raise_on_error=False,
     )
@@ -244,3 +267,61 @@ def test_unreachable_mongodb_fails_fast_names_host_and_is_retried(
     assert "hunter2" not in message
     for event in result.all_events:
         assert "hunter2" not in (event.message or "")
+
+
+def test_the_universe_resource_is_the_one_source_of_symbols(
+    tmp_path: Path, mongo_resource: MongoResource, mongo_db
+) -> None:
+    """The source's own universe lists AAPL, MSFT, SPY, NVDA; the resource lists only NVDA."""
+    custom = tmp_path / "only_nvda.yaml"
+    custom.write_text("symbols:\n  - {name: NVDA, asset_class: equity}\n")
+    result = dg.materialize(
+        [EQUITY],
+        resources={
+            "mongo": mongo_resource,
+            "market_data": MarketDataSource(kind="synthetic", seed=5),
+            "universe": UniverseResource(path=str(custom)),
+        },
+        partition_key="2024-03-05",
+    )
+    assert result.success
+    assert mongo_db.bars.distinct("symbol") == ["NVDA"]
+    assert mongo_db.ingest_batches.find_one()["symbols"] == ["NVDA"]
+
+
+def test_universe_symbols_sensor_keeps_partitions_equal_to_the_universe(
+    tmp_path: Path,
+) -> None:
+    from quant_pipelines.defs.automation import universe_symbols_sensor
+    from quant_pipelines.defs.partitions import SYMBOL_PARTITIONS
+
+    path = tmp_path / "universe.yaml"
+    path.write_text(
+        "symbols:\n  - {name: SPY, asset_class: equity}\n  - {name: BTCUSD, asset_class: crypto}\n"
+    )
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(
+            instance=instance, resources={"universe": UniverseResource(path=str(path))}
+        )
+        result = universe_symbols_sensor(context)
+        for request in result.dynamic_partitions_requests:
+            if isinstance(request, dg.AddDynamicPartitionsRequest):
+                instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        assert sorted(instance.get_dynamic_partitions(SYMBOL_PARTITIONS)) == ["BTCUSD", "SPY"]
+
+        # The universe drops SPY and gains ETHUSD: the partitions follow, nothing else changes.
+        path.write_text(
+            "symbols:\n  - {name: BTCUSD, asset_class: crypto}\n"
+            "  - {name: ETHUSD, asset_class: crypto}\n"
+        )
+        context = dg.build_sensor_context(
+            instance=instance, resources={"universe": UniverseResource(path=str(path))}
+        )
+        requests = universe_symbols_sensor(context).dynamic_partitions_requests
+        added = [
+            r.partition_keys for r in requests if isinstance(r, dg.AddDynamicPartitionsRequest)
+        ]
+        deleted = [
+            r.partition_keys for r in requests if isinstance(r, dg.DeleteDynamicPartitionsRequest)
+        ]
+        assert added == [["ETHUSD"]] and deleted == [["SPY"]]

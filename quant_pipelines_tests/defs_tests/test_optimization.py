@@ -5,21 +5,20 @@ import pandas as pd
 import pytest
 from pymongo.database import Database
 
-from quant_pipelines.defs.kpis import kpi_report
-from quant_pipelines.defs.leaderboard import (
+from quant_pipelines.backtest import get_strategy
+from quant_pipelines.defs.kpis.assets import kpi_report
+from quant_pipelines.defs.optimization.assets import optimization_study
+from quant_pipelines.defs.optimization.leaderboard import (
     optimization_leaderboard,
     promoted_rows_pass_overfitting_tests,
 )
-from quant_pipelines.defs.optimization import (
-    ASSET_CLASS_PRIORITY,
-    REQUEST_TAG,
-    optimization_study,
-    plan_request_runs,
-    request_run_config,
-)
-from quant_pipelines.defs.resources import MarketDataSource, MongoIOManager, MongoResource
+from quant_pipelines.defs.optimization.planning import plan_request_runs, request_run_config
+from quant_pipelines.defs.optimization.sensors import optimization_request_sensor
+from quant_pipelines.defs.optimization.tags import ASSET_CLASS_PRIORITY, REQUEST_TAG
+from quant_pipelines.defs.resources import MongoIOManager, MongoResource, UniverseResource
 from quant_pipelines.marketdata import SyntheticSource
 from quant_pipelines.storage import BarsRepository, requests
+from quant_pipelines_tests.defs_tests._lifecycle import evaluate_run_sensor
 
 pytestmark = pytest.mark.slow
 
@@ -34,16 +33,22 @@ def crypto_bars(mongo_db: Database, small_universe) -> None:
     BarsRepository(mongo_db).upsert(bars, symbol="BTCUSD", source="test", batch_id="t")
 
 
+@pytest.fixture
+def universe(small_universe) -> UniverseResource:
+    """The universe resource over the small universe."""
+    return UniverseResource(path=str(small_universe))
+
+
 def _study_config(**overrides) -> dict:
     config = {"start": START, "end": END, "n_trials": 6, "seed": 3, "study_name": "t-study"}
     return {"ops": {"optimization_study": {"config": config | overrides}}}
 
 
 def test_study_run_mirrors_study_and_trials(
-    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db, crypto_bars
+    mongo_resource: MongoResource, universe: UniverseResource, mongo_db, crypto_bars
 ) -> None:
     key = dg.MultiPartitionKey({"strategy": "sma_crossover", "asset_class": "crypto"})
-    resources = {"mongo": mongo_resource, "market_data": synthetic_source}
+    resources = {"mongo": mongo_resource, "universe": universe}
     result = dg.materialize(
         [optimization_study], resources=resources, partition_key=key, run_config=_study_config()
     )
@@ -52,7 +57,12 @@ def test_study_run_mirrors_study_and_trials(
     assert study["strategy"] == "sma_crossover" and study["asset_class"] == "crypto"
     assert study["symbols"] == ["BTCUSD"]
     assert study["run_id"] == result.run_id
-    assert study["baseline"]["params"] == {"fast": 10, "slow": 30} or study["baseline"]["params"]
+    # The baseline is the strategy's defaults, and it is the study's first (enqueued) trial.
+    defaults = get_strategy("sma_crossover").default_params()
+    assert study["baseline"]["params"] == defaults
+    first = mongo_db.trials.find_one({"study_name": "t-study", "number": 0})["params"]
+    assert first == {"fast": defaults["fast"], "slow": defaults["slow"]}  # the searched ones
+    assert study["progress"]["done"] == study["progress"]["total"] == 6
     assert mongo_db.trials.count_documents({"study_name": "t-study"}) == 6
     assert mongo_db.optuna_journal.count_documents({}) > 0
     meta = result.get_asset_materialization_events()[0].materialization.metadata
@@ -167,12 +177,12 @@ def test_leaderboard_config_refuses_unknown_rank_by(mongo_resource: MongoResourc
 
 
 def test_missing_bars_fail_clearly_without_retry(
-    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db
+    mongo_resource: MongoResource, universe: UniverseResource, mongo_db
 ) -> None:
     key = dg.MultiPartitionKey({"strategy": "sma_crossover", "asset_class": "crypto"})
     result = dg.materialize(
         [optimization_study],
-        resources={"mongo": mongo_resource, "market_data": synthetic_source},
+        resources={"mongo": mongo_resource, "universe": universe},
         partition_key=key,
         run_config=_study_config(),
         raise_on_error=False,
@@ -213,9 +223,24 @@ def test_request_outside_market_hours_plans_one_keyed_run(mongo_db: Database) ->
     assert run.tags["dagster/priority"] == str(ASSET_CLASS_PRIORITY["crypto"])
     config = run.run_config["ops"]["optimization_study"]["config"]
     assert config["study_name"] == request["study_name"] and config["n_folds"] == 2
-    # Launched already: a second tick plans nothing for it.
-    again = plan_request_runs(mongo_db, now=SATURDAY, already_launched=lambda rid: True)
+    launched = requests.get_request(mongo_db, request["request_id"])
+    assert launched["status"] == "launched" and launched["run_key"] == request["request_id"]
+    # Its run exists now: the next tick records the run id and plans nothing.
+    again = plan_request_runs(mongo_db, now=SATURDAY, find_run=lambda key: f"run-of-{key}")
     assert again == []
+    launched = requests.get_request(mongo_db, request["request_id"])
+    assert launched["status"] == "launched"
+    assert launched["run_id"] == f"run-of-{request['request_id']}"
+
+
+def test_a_launched_request_whose_run_was_never_created_is_asked_for_again(
+    mongo_db: Database,
+) -> None:
+    request = _request(mongo_db)
+    (first,) = plan_request_runs(mongo_db, now=SATURDAY)
+    (again,) = plan_request_runs(mongo_db, now=SATURDAY)  # the tick's run was not created
+    assert again.run_key == first.run_key == request["request_id"]
+    assert requests.get_request(mongo_db, request["request_id"])["status"] == "launched"
 
 
 def test_market_hours_defer_unless_urgent(mongo_db: Database) -> None:
@@ -231,47 +256,56 @@ def test_market_hours_defer_unless_urgent(mongo_db: Database) -> None:
     later = plan_request_runs(
         mongo_db,
         now=pd.Timestamp("2024-03-05 22:00", tz="UTC"),
-        already_launched=lambda rid: rid == urgent["request_id"],
+        find_run=lambda key: "run-1" if key == urgent["request_id"] else None,
     )
     assert [r.run_key for r in later] == [calm["request_id"]]
 
 
 def test_sensor_twice_over_one_request_launches_one_run(
-    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db, crypto_bars
+    mongo_resource: MongoResource, universe: UniverseResource, mongo_db, crypto_bars
 ) -> None:
-    from quant_pipelines.definitions import defs
-
+    """The request sensor launches one run; the run-status sensor, not the asset, ends the
+    request; the study's progress (one vocabulary) is what the request's readers see."""
     request = _request(mongo_db, urgent=True)
-    sensor = defs.resolve_sensor_def("optimization_request_sensor")
-    job = defs.resolve_job_def("optimize_strategy_job")
     with dg.instance_for_test() as instance:
         with dg.build_sensor_context(
             instance=instance, resources={"mongo": mongo_resource}
         ) as context:
-            first = sensor(context)
+            first = optimization_request_sensor(context)
         assert [r.run_key for r in first] == [request["request_id"]]
+        assert requests.get_request(mongo_db, request["request_id"])["status"] == "launched"
         run = first[0]
-        result = job.execute_in_process(
+        result = dg.materialize(
+            [optimization_study],
             instance=instance,
             run_config=run.run_config,
             partition_key=run.partition_key,
             tags=run.tags,
-            resources={"mongo": mongo_resource, "market_data": synthetic_source},
+            resources={"mongo": mongo_resource, "universe": universe},
         )
         assert result.success
+        # The asset body leaves the request alone.
+        assert requests.get_request(mongo_db, request["request_id"])["status"] == "launched"
         with dg.build_sensor_context(
             instance=instance, resources={"mongo": mongo_resource}
         ) as context:
-            second = sensor(context)
+            second = optimization_request_sensor(context)
         assert isinstance(second, dg.SkipReason)
         runs = instance.get_run_records(
             filters=dg.RunsFilter(tags={REQUEST_TAG: request["request_id"]})
         )
         assert len(runs) == 1
+        # The second tick found the run and recorded its id.
+        assert requests.get_request(mongo_db, request["request_id"])["run_id"] == result.run_id
+        evaluate_run_sensor(instance, result.run_id, mongo_resource, dg.DagsterEventType.RUN_START)
+        assert requests.get_request(mongo_db, request["request_id"])["status"] == "running"
+        evaluate_run_sensor(instance, result.run_id, mongo_resource)
     done = requests.get_request(mongo_db, request["request_id"])
     assert done["status"] == "succeeded" and done["run_id"] == result.run_id
-    assert done["progress"]["done"] == 5 and done["progress"]["total"] == 5
-    assert done["progress"]["best_params"]
+    assert [h["status"] for h in done["history"]] == ["queued", "launched", "running", "succeeded"]
+    progress = mongo_db.studies.find_one({"study_name": request["study_name"]})["progress"]
+    assert progress["done"] == 5 and progress["total"] == 5 and progress["eta_s"] == 0
+    assert progress["best_params"]
 
 
 def test_request_run_config_carries_the_request() -> None:
@@ -346,10 +380,11 @@ def test_two_parallel_workers_share_one_study_without_duplicates(
 
 
 def test_a_run_stops_at_its_wall_clock_limit_and_a_later_run_finishes_the_study(
-    mongo_resource: MongoResource, synthetic_source: MarketDataSource, mongo_db, crypto_bars
+    mongo_resource: MongoResource, universe: UniverseResource, mongo_db, crypto_bars
 ) -> None:
     """Item 2b: a 1 s limit ends the first run cleanly with part of the budget done; the
-    request goes back to the queue (not failed) and the next run finishes the same study."""
+    request goes back to the queue (not failed) and the next run finishes the same study.
+    The transition is the run-status sensor's, read from the run's ``stopped_at_wall_limit``."""
     import optuna
 
     from quant_pipelines.storage import optuna_storage
@@ -371,17 +406,21 @@ def test_a_run_stops_at_its_wall_clock_limit_and_a_later_run_finishes_the_study(
         mongo_db, params, extra={"asset_classes": ["crypto"]}
     ).document
     request_id, study_name = request["request_id"], request["study_name"]
-    resources = {"mongo": mongo_resource, "market_data": synthetic_source}
+    resources = {"mongo": mongo_resource, "universe": universe}
+    instance = dg.DagsterInstance.ephemeral()
 
     def launch(run: dg.RunRequest, **overrides) -> dg.ExecuteInProcessResult:
         config = run.run_config["ops"]["optimization_study"]["config"] | overrides
-        return dg.materialize(
+        result = dg.materialize(
             [optimization_study],
             resources=resources,
             partition_key=run.partition_key,
             run_config={"ops": {"optimization_study": {"config": config}}},
             tags=run.tags,
+            instance=instance,
         )
+        evaluate_run_sensor(instance, result.run_id, mongo_resource)
+        return result
 
     def trial_states() -> list[str]:
         storage = optuna_storage(mongo_db, heartbeat_interval=None)
@@ -402,8 +441,8 @@ def test_a_run_stops_at_its_wall_clock_limit_and_a_later_run_finishes_the_study(
     after_first = requests.get_request(mongo_db, request_id)
     assert after_first["status"] == "deferred"  # back in the queue, not failed
     assert after_first["run_id"] is None and after_first["resumes"] == 1
-    assert after_first["progress"]["done"] == done_first
-    assert after_first["progress"]["total"] == n_trials
+    progress = mongo_db.studies.find_one({"study_name": study_name})["progress"]
+    assert progress["done"] == done_first and progress["total"] == n_trials
     assert "wall-clock limit" in after_first["history"][-1]["note"]
     assert mongo_db.studies.find_one({"study_name": study_name})["status"] == "incomplete"
 
@@ -411,7 +450,7 @@ def test_a_run_stops_at_its_wall_clock_limit_and_a_later_run_finishes_the_study(
     (second,) = plan_request_runs(
         mongo_db,
         now=pd.Timestamp.now(tz="UTC"),
-        already_launched=lambda key: key == request_id,
+        find_run=lambda key: "run-1" if key == request_id else None,
     )
     assert second.run_key == f"{request_id}:resume-1"
     assert second.tags[REQUEST_TAG] == request_id
@@ -421,6 +460,36 @@ def test_a_run_stops_at_its_wall_clock_limit_and_a_later_run_finishes_the_study(
     assert states.count("COMPLETE") == n_trials and len(states) == n_trials
     done = requests.get_request(mongo_db, request_id)
     assert done["status"] == "succeeded" and done["run_id"] == result.run_id
-    assert done["progress"]["done"] == n_trials
+    study = mongo_db.studies.find_one({"study_name": study_name})
+    assert study["progress"]["done"] == n_trials and study["status"] == "completed"
     assert mongo_db.trials.count_documents({"study_name": study_name}) == n_trials
     assert plan_request_runs(mongo_db, now=pd.Timestamp.now(tz="UTC")) == []
+
+
+def test_the_leaderboard_runs_after_each_new_study_materialization() -> None:
+    """Declarative automation: a study partition materialized → one leaderboard run, even
+    though most (strategy, asset class) partitions were never materialized (``eager()``
+    would wait for them forever)."""
+    assets = dg.Definitions(
+        assets=[optimization_study, optimization_leaderboard],
+        resources={
+            "mongo": MongoResource(uri="mongodb://127.0.0.1:1", database="unused"),
+            "mongo_io": dg.mem_io_manager,
+            "universe": UniverseResource(),
+        },
+    )
+    with dg.instance_for_test() as instance:
+        first = dg.evaluate_automation_conditions(defs=assets, instance=instance)
+        assert first.total_requested == 0  # no study yet
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization("optimization_study", partition="crypto|sma_crossover")
+        )
+        second = dg.evaluate_automation_conditions(
+            defs=assets, instance=instance, cursor=first.cursor
+        )
+        assert second.total_requested == 1
+        assert second.get_num_requested(optimization_leaderboard.key) == 1
+        third = dg.evaluate_automation_conditions(
+            defs=assets, instance=instance, cursor=second.cursor
+        )
+        assert third.total_requested == 0  # handled: no second run for the same update

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from pymongo.database import Database
 
-from quant_pipelines.defs.quality import (
+from quant_pipelines.defs.quality.assets import (
     anomaly_dashboard,
     anomaly_thresholds,
-    build_scores_asset,
+    crypto_bar_anomaly_scores,
     prophet_models,
 )
-from quant_pipelines.defs.resources import MongoResource
+from quant_pipelines.defs.resources import MongoResource, UniverseResource
 from quant_pipelines.marketdata import SyntheticSource
 from quant_pipelines.quality.severity import Thresholds
 from quant_pipelines.services.calibration import recalibrate
@@ -21,15 +21,25 @@ from quant_pipelines.storage.anomaly_workflow import transition
 
 pytestmark = pytest.mark.slow
 
-SCORES = build_scores_asset("crypto")
+SCORES = crypto_bar_anomaly_scores
 BATCH = ("2024-05-01", "2024-06-30")
+#: The bar the fixture quadruples: a one-bar jump no crypto session makes, so a critical bar.
+JUMP_DAY = pd.Timestamp("2024-06-10", tz="UTC")
+
+
+@pytest.fixture
+def resources(mongo_resource: MongoResource) -> dict[str, object]:
+    return {"mongo": mongo_resource, "universe": UniverseResource()}
 
 
 @pytest.fixture
 def spiked_btc(mongo_db: Database) -> pd.DataFrame:
+    """BTCUSD bars with injected price spikes, and one price jump (critical) inside the batch."""
     bars, labels = SyntheticSource(seed=21).bars_with_anomalies(
         "BTCUSD", "2023-01-01", BATCH[1], rate=0.01, kinds=["price_spike"], seed=4
     )
+    jump = bars.index[bars.index >= JUMP_DAY][0]
+    bars.loc[jump, ["open", "high", "low", "close"]] *= 4.0
     BarsRepository(mongo_db).upsert(bars, symbol="BTCUSD", source="test", batch_id="t")
     inside = labels[(labels["ts"] >= pd.Timestamp(BATCH[0], tz="UTC"))]
     return inside
@@ -43,13 +53,13 @@ def _tags() -> dict[str, str]:
 
 
 def test_scores_land_beside_the_bars_and_rerun_adds_no_duplicates(
-    mongo_resource: MongoResource, mongo_db: Database, spiked_btc: pd.DataFrame
+    resources: dict[str, object], mongo_db: Database, spiked_btc: pd.DataFrame
 ) -> None:
     assert len(spiked_btc) >= 1, "the fixture must inject a spike inside the batch"
     # A newly listed symbol with a few days of bars cannot be modelled yet: it is reported.
     fresh = SyntheticSource(seed=2).bars("ETHUSD", "2024-06-20", BATCH[1])
     BarsRepository(mongo_db).upsert(fresh, symbol="ETHUSD", source="test", batch_id="t")
-    result = dg.materialize([SCORES], resources={"mongo": mongo_resource}, tags=_tags())
+    result = dg.materialize([SCORES], resources=resources, tags=_tags())
     assert result.success
     meta0 = result.get_asset_materialization_events()[0].materialization.metadata
     assert meta0["symbols_without_history"].value == {"ETHUSD": len(fresh)}
@@ -69,19 +79,25 @@ def test_scores_land_beside_the_bars_and_rerun_adds_no_duplicates(
     rate = checks["anomaly_rate_within_threshold"]
     assert rate.metadata["threshold_rate"].value == 0.05
     critical = mongo_db.anomalies.count_documents({"severity": "critical"})
-    assert checks["no_critical_anomalies"].passed == (critical == 0)
+    jump = mongo_db.anomalies.find_one({"symbol": "BTCUSD", "ts": JUMP_DAY.to_pydatetime()})
+    assert jump is not None and jump["severity"] == "critical" and "price_jump" in jump["rules"]
+    no_critical = checks["no_critical_anomalies"]
+    assert not no_critical.passed and no_critical.severity == dg.AssetCheckSeverity.ERROR
+    assert no_critical.metadata["critical_bars"].value == critical >= 1
+    assert no_critical.metadata["threshold_critical"].value == 0
+    assert meta0["critical"].value == critical and meta0["alerts_enqueued"].value == critical * 2
     assert mongo_db.alert_outbox.count_documents({}) == critical * 2  # webhook + slack copies
 
     anomalies, alerts = (
         mongo_db.anomalies.count_documents({}),
         mongo_db.alert_outbox.count_documents({}),
     )
-    again = dg.materialize([SCORES], resources={"mongo": mongo_resource}, tags=_tags())
+    again = dg.materialize([SCORES], resources=resources, tags=_tags())
     assert again.success
     assert mongo_db.anomalies.count_documents({}) == anomalies
     assert mongo_db.alert_outbox.count_documents({}) == alerts
 
-    board = dg.materialize([anomaly_dashboard], resources={"mongo": mongo_resource})
+    board = dg.materialize([anomaly_dashboard], resources=resources)
     meta = board.get_asset_materialization_events()[0].materialization.metadata
     assert meta["open"].value == anomalies
     assert meta["anomalies_per_batch"].value > 0
@@ -89,23 +105,23 @@ def test_scores_land_beside_the_bars_and_rerun_adds_no_duplicates(
 
 
 def test_prophet_models_are_stored_as_json_and_used_for_scoring(
-    mongo_resource: MongoResource, mongo_db: Database, spiked_btc: pd.DataFrame
+    resources: dict[str, object], mongo_db: Database, spiked_btc: pd.DataFrame
 ) -> None:
     result = dg.materialize(
         [prophet_models],
-        resources={"mongo": mongo_resource},
+        resources=resources,
         run_config={"ops": {"prophet_models": {"config": {"history_days": 3000}}}},
     )
     assert result.success
     doc = mongo_db.quality_models.find_one({"symbol": "BTCUSD"})
     assert doc is not None and doc["model_json"].startswith("{")
-    scored = dg.materialize([SCORES], resources={"mongo": mongo_resource}, tags=_tags())
+    scored = dg.materialize([SCORES], resources=resources, tags=_tags())
     assert scored.success
     assert mongo_db.bars.count_documents({"symbol": "BTCUSD", "quality.prophet": {"$gt": 0}}) >= 1
 
 
 def test_weekly_thresholds_calibrate_both_detectors_with_the_analysts_verdicts(
-    mongo_resource: MongoResource, mongo_db: Database, spiked_btc: pd.DataFrame
+    resources: dict[str, object], mongo_db: Database, spiked_btc: pd.DataFrame
 ) -> None:
     """``anomaly_thresholds`` replays the forest and Prophet out of sample, leaves confirmed
     anomalies out of the clean sample and false positives out of training."""
@@ -125,7 +141,7 @@ def test_weekly_thresholds_calibrate_both_detectors_with_the_analysts_verdicts(
     config = {"history_days": 3000, "calibration_bars": 120}
     result = dg.materialize(
         [anomaly_thresholds],
-        resources={"mongo": mongo_resource},
+        resources=resources,
         run_config={"ops": {"anomaly_thresholds": {"config": config}}},
     )
     assert result.success

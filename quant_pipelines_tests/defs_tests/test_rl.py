@@ -1,13 +1,18 @@
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterator
+
 import dagster as dg
 import gridfs
 import pandas as pd
 import pytest
 from pymongo.database import Database
 
-from quant_pipelines.defs.resources import MongoResource
-from quant_pipelines.defs.rl import rl_policy, rl_policy_replay
+from quant_pipelines.defs.partitions import SYMBOL_PARTITIONS
+from quant_pipelines.defs.resources import MongoResource, UniverseResource
+from quant_pipelines.defs.rl.assets import rl_policy, rl_policy_replay
+from quant_pipelines.defs.rl.jobs import weekly_rl_training_schedule
 from quant_pipelines.marketdata import SyntheticSource
 from quant_pipelines.storage import BarsRepository
 
@@ -27,6 +32,19 @@ def _run_config() -> dict:
 
 
 @pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """A test instance whose symbol partitions hold BTCUSD (the sensor's job)."""
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SYMBOL_PARTITIONS, ["BTCUSD"])
+        yield instance
+
+
+@pytest.fixture
+def resources(mongo_resource: MongoResource) -> dict:
+    return {"mongo": mongo_resource, "universe": UniverseResource()}
+
+
+@pytest.fixture
 def btc_bars(mongo_db: Database) -> None:
     today = pd.Timestamp.now(tz="UTC").date()
     start = (pd.Timestamp(today) - pd.Timedelta(days=700)).date()
@@ -35,13 +53,14 @@ def btc_bars(mongo_db: Database) -> None:
 
 
 def test_train_then_replay_records_policy_metrics_and_kpis(
-    mongo_resource: MongoResource, mongo_db: Database, btc_bars, tmp_path, monkeypatch
+    resources: dict, instance, mongo_db: Database, btc_bars, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     monkeypatch.delenv("QP_POLICY_SIGNING_KEY", raising=False)
     result = dg.materialize(
         [rl_policy, rl_policy_replay],
-        resources={"mongo": mongo_resource},
+        resources=resources,
+        instance=instance,
         partition_key="BTCUSD",
         run_config=_run_config(),
     )
@@ -60,6 +79,13 @@ def test_train_then_replay_records_policy_metrics_and_kpis(
     events = {e.asset_key.to_user_string(): e for e in result.get_asset_materialization_events()}
     meta = events["rl_policy_replay"].materialization.metadata
     assert meta["sharpe"].value == pytest.approx(replay["sharpe"])
+    assert meta["holdout_signed"].value is True and replay["holdout_signed"] is True
+    policy_meta = events["rl_policy"].materialization.metadata
+    assert policy_meta["policy_id"].value == record["policy_id"]
+    assert (
+        policy_meta["holdout_start"].value
+        == record["holdout_start"].replace(tzinfo=dt.UTC).timestamp()
+    )
     assert "data:image/png;base64," in meta["equity_curve"].value
     assert len(meta["by_regime"].value.records) >= 1
     kpis = {d["kpi"] for d in mongo_db.kpis.find({})}
@@ -68,7 +94,8 @@ def test_train_then_replay_records_policy_metrics_and_kpis(
     # A second version: the replay reports the Sharpe change from the first one.
     dg.materialize(
         [rl_policy, rl_policy_replay],
-        resources={"mongo": mongo_resource},
+        resources=resources,
+        instance=instance,
         partition_key="BTCUSD",
         run_config=_run_config(),
     )
@@ -78,12 +105,13 @@ def test_train_then_replay_records_policy_metrics_and_kpis(
 
 
 def test_tampered_policy_weights_are_refused_by_the_replay(
-    mongo_resource: MongoResource, mongo_db: Database, btc_bars, tmp_path, monkeypatch
+    resources: dict, instance, mongo_db: Database, btc_bars, tmp_path, monkeypatch
 ) -> None:
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     assert dg.materialize(
         [rl_policy],
-        resources={"mongo": mongo_resource},
+        resources=resources,
+        instance=instance,
         partition_key="BTCUSD",
         run_config={"ops": {"rl_policy": {"config": CONFIG}}},
     ).success
@@ -96,7 +124,8 @@ def test_tampered_policy_weights_are_refused_by_the_replay(
     )
     result = dg.materialize(
         [rl_policy_replay],
-        resources={"mongo": mongo_resource},
+        resources=resources,
+        instance=instance,
         partition_key="BTCUSD",
         run_config={"ops": {"rl_policy_replay": {"config": CONFIG}}},
         raise_on_error=False,
@@ -106,3 +135,13 @@ def test_tampered_policy_weights_are_refused_by_the_replay(
     text = error.message + "".join(c.message for c in [error.cause] if c)
     assert "signature does not verify" in text
     assert "replay" not in mongo_db.rl_policies.find_one({"symbol": "BTCUSD"})
+
+
+def test_weekly_schedule_requests_one_low_priority_run_per_symbol_partition(instance) -> None:
+    instance.add_dynamic_partitions(SYMBOL_PARTITIONS, ["SPY"])
+    when = dt.datetime(2026, 11, 28, 15, tzinfo=dt.UTC)
+    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+    requests = weekly_rl_training_schedule(context)
+    assert sorted(r.partition_key for r in requests) == ["BTCUSD", "SPY"]
+    assert {r.run_key for r in requests} == {"rl:BTCUSD:2026-11-28", "rl:SPY:2026-11-28"}
+    assert all(r.tags["dagster/priority"] == "-1" for r in requests)

@@ -95,7 +95,7 @@ def test_date_range_is_inclusive_and_rows_keep_file_order(tmp_path: Path) -> Non
     bars = FileSource(tmp_path).bars("A", "2024-01-03", pd.Timestamp("2024-01-04"))
     assert bars["open"].tolist() == [1.0, 3.0, 3.0]
     rules = {i.rule for i in validate_bars(bars)}
-    assert rules == {"unsorted_ts", "duplicate_ts"}
+    assert rules == {"unsorted_ts", "duplicate_bar"}
 
 
 def test_empty_cells_become_nan_and_blank_lines_are_skipped(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from quant_pipelines.marketdata import (
     missing_bars,
     validate_bars,
 )
+from quant_pipelines.marketdata.validate import canonical_rule
 
 
 def _set(row: int, **values: float) -> Callable[[pd.DataFrame], pd.DataFrame]:
@@ -48,12 +49,12 @@ def _shift_off_session(df: pd.DataFrame) -> pd.DataFrame:
 CASES = [
     ("non_positive_price", _set(3, close=0.0, low=0.0), 3, {"close", "low"}),
     ("non_positive_price", _set(3, open=-1.0), 3, {"open"}),
-    ("high_below_open_close", _set(3, high=100.0), 3, {"high"}),  # close is 103
-    ("low_above_open_close", _set(3, low=103.0), 3, {"low"}),  # open is 102.5
-    ("nan_value", _set(3, volume=np.nan), 3, {"volume"}),
-    ("nan_value", _set(3, high=np.inf), 3, {"high"}),
+    ("inconsistent_ohlc", _set(3, high=100.0), 3, {"high"}),  # close is 103
+    ("inconsistent_ohlc", _set(3, low=103.0), 3, {"low"}),  # open is 102.5
+    ("non_finite_value", _set(3, volume=np.nan), 3, {"volume"}),
+    ("non_finite_value", _set(3, high=np.inf), 3, {"high"}),
     ("negative_volume", _set(3, volume=-5.0), 3, {"volume"}),
-    ("duplicate_ts", _duplicate, 3, {None}),
+    ("duplicate_bar", _duplicate, 3, {None}),
     ("unsorted_ts", _swap, 3, {None}),
     ("outside_session", _shift_off_session, 3, {None}),
 ]
@@ -126,9 +127,34 @@ def test_issues_frame_columns_and_types(clean_bars: pd.DataFrame) -> None:
 
 
 def test_issue_is_frozen() -> None:
-    issue = ValidationIssue(rule="nan_value", ts=None, message="m")
+    issue = ValidationIssue(rule="non_finite_value", ts=None, message="m")
     with pytest.raises(AttributeError):
         issue.rule = "other"  # type: ignore[misc]
+
+
+def test_high_below_low_is_inconsistent_even_without_open_and_close(
+    clean_bars: pd.DataFrame,
+) -> None:
+    bad = _set(3, open=np.nan, close=np.nan, high=90.0, low=95.0)(clean_bars)
+    issues = validate_bars(bad)
+    assert [(i.column, i.ts) for i in issues if i.rule == "inconsistent_ohlc"] == [
+        ("high", clean_bars.index[3])
+    ]
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("high_below_open_close", "inconsistent_ohlc"),
+        ("low_above_open_close", "inconsistent_ohlc"),
+        ("nan_value", "non_finite_value"),
+        ("duplicate_ts", "duplicate_bar"),
+        ("unsorted_ts", "unsorted_ts"),
+        ("price_jump", "price_jump"),
+    ],
+)
+def test_stored_names_from_before_the_rename_map_to_the_current_ones(old: str, new: str) -> None:
+    assert canonical_rule(old) == new
 
 
 def test_a_million_clean_rows_validate_in_well_under_a_second() -> None:

@@ -159,7 +159,7 @@ def test_mongodb_restart_mid_study_carries_on(private_mongo) -> None:
     restarts: list[threading.Thread] = []
 
     def on_progress(progress: dict) -> None:
-        if progress["trials_done"] == 5 and not restarts:
+        if progress["done"] == 5 and not restarts:
             restarts.append(_restart_after(server, downtime=1.5))
 
     start = time.monotonic()
@@ -190,7 +190,7 @@ def test_mongodb_down_too_long_fails_cleanly_then_resumes(private_mongo) -> None
     restarts: list[threading.Thread] = []
 
     def on_progress(progress: dict) -> None:
-        if progress["trials_done"] == 5 and not restarts:
+        if progress["done"] == 5 and not restarts:
             restarts.append(_restart_after(server, downtime=4.0))
 
     kwargs = {

@@ -20,7 +20,7 @@ def test_study_on_mongodb_is_mirrored_and_ranked(bars, mongo_db: Database) -> No
         recorder=repo, asset_class="equity", min_trades=0,
     )  # fmt: skip
     doc = get_study(mongo_db, "eq-sma")
-    assert doc["status"] == "completed" and doc["progress"]["trials_done"] == 12
+    assert doc["status"] == "completed" and doc["progress"]["done"] == 12
     assert doc["best"]["params"] == s.best_params
     assert doc["improvement"] == s.improvement
     assert doc["validation"]["method"] == "walk_forward"

@@ -132,12 +132,12 @@ def test_progress_callback_and_mirrors_after_every_trial(bars, recorder) -> None
         bars, strategy="sma_crossover", study_name="g", n_trials=10, recorder=recorder,
         on_progress=seen.append, metadata={"partition": "equity|2024-01-02", "run_id": "abc"},
     )  # fmt: skip
-    assert [p["trials_done"] for p in seen] == list(range(1, 11))
-    assert seen[-1]["eta_seconds"] == 0
+    assert [p["done"] for p in seen] == list(range(1, 11))
+    assert seen[-1]["eta_s"] == 0
     study = recorder.studies["g"]
     assert study["status"] == "completed" and study["partition"] == "equity|2024-01-02"
     assert study["baseline"]["params"]["fast"] == 10
-    assert study["progress"]["trials_done"] == 10
+    assert study["progress"]["done"] == 10
     assert study["best"]["number"] == s.best_number
     assert study["summary"]["improvement"] == s.improvement
     assert study["space"]["params"][0]["name"] == "fast"

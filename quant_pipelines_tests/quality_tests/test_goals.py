@@ -1,4 +1,4 @@
-"""Issue 5's quality goals, measured by the harness on seeded symbols with injected anomalies.
+"""The sentinel's quality goals, measured by the harness on seeded symbols with injected anomalies.
 
 A modest size keeps this under a minute: one symbol per asset class of the default universe,
 two years of history and one evaluation year, a refit every 10 bars, and only the kinds the

@@ -44,8 +44,8 @@ def test_replay_covers_the_series(goog_run: RealEvaluationRun) -> None:
 
 #: The clean-bar warning goal (<= 2%) is not met on GOOG: 2.27% with the default thresholds,
 #: most of the excess on the sessions after Google's quarterly results (real news a
-#: single-symbol detector cannot tell from an error). Recorded in docs/quality.md and the issue
-#: note; this bound guards against it getting worse while the goal stays open.
+#: single-symbol detector cannot tell from an error). Recorded in docs/quality.md;
+#: this bound guards against it getting worse while the goal stays open.
 CLEAN_WARNING_BOUND = 0.025
 MET_GOALS = [g for g in REAL_DATA_GOALS if g.metric != "fp_rate_warning"]
 

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from quant_pipelines.marketdata import RULES as VALIDATION_RULES
 from quant_pipelines.quality import RULES, check_rules, missing_bar_times
 from quant_pipelines_tests.quality_tests.conftest import make_bars
 
@@ -107,3 +108,14 @@ def test_missing_bars_across_the_batch_boundary(source) -> None:
 def test_weekends_and_holidays_are_not_gaps(source) -> None:
     bars = source.bars("AAPL", "2023-12-15", "2024-01-10")  # spans Christmas and New Year
     assert not check_rules(bars, calendar="XNYS")["missing_bars"].any()
+
+
+def test_validation_and_the_sentinel_share_one_vocabulary() -> None:
+    shared = set(VALIDATION_RULES) & set(RULES)
+    assert shared == {
+        "non_positive_price",
+        "inconsistent_ohlc",
+        "non_finite_value",
+        "negative_volume",
+        "duplicate_bar",
+    }

@@ -13,7 +13,7 @@ import optuna
 import pytest
 from pymongo.database import Database
 
-from quant_pipelines.defs.optimization import OptimizationConfig
+from quant_pipelines.defs.optimization.assets import OptimizationConfig
 from quant_pipelines.marketdata import SyntheticSource
 from quant_pipelines.optimizer import run_study
 from quant_pipelines.storage import optuna_storage

@@ -114,8 +114,8 @@ def test_the_dagster_delivery_job_logs_no_token(
     capfd: pytest.CaptureFixture[str],
 ) -> None:
     """The alert delivery job as Dagster runs it: nothing it logs or prints holds a token."""
-    from quant_pipelines.defs.quality import alert_delivery_job
-    from quant_pipelines.defs.resources import MongoResource
+    from quant_pipelines.defs.quality.jobs import alert_delivery_job
+    from quant_pipelines.defs.resources import MongoResource, alert_transports
 
     caplog.set_level(logging.DEBUG)
     with serve_receiver(default_status=500, echo_url=True) as receiver:
@@ -124,7 +124,10 @@ def test_the_dagster_delivery_job_logs_no_token(
         monkeypatch.setenv("ALERT_WEBHOOK_SECRET", SECRET)
         monkeypatch.setenv("SLACK_WEBHOOK_URL", f"{base}/services/{SLACK_PATH}")
         enqueue_alerts(mongo_db, [make_anomaly()], channels=("webhook", "slack"))
-        resources = {"mongo": MongoResource(uri=mongo_uri, database=db_name)}
+        resources = {
+            "mongo": MongoResource(uri=mongo_uri, database=db_name),
+            "alert_transports": alert_transports(),
+        }
         with dg.instance_for_test() as instance:
             result = alert_delivery_job.execute_in_process(instance=instance, resources=resources)
             assert result.success

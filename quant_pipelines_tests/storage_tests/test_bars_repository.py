@@ -68,12 +68,12 @@ def test_invalid_rows_are_kept_but_not_read(mongo_db: Database) -> None:
         source="synthetic",
         batch_id="b1",
         invalid_ts=[bad],
-        issues_by_ts={bad: ["nan_value"]},
+        issues_by_ts={bad: ["non_finite_value"]},
     )
     assert repo.count("SPY") == 5
     assert len(repo.read("SPY")) == 4
     stored = mongo_db.bars.find_one({"symbol": "SPY", "valid": False})
-    assert stored["close"] is None and stored["issues"] == ["nan_value"]
+    assert stored["close"] is None and stored["issues"] == ["non_finite_value"]
 
 
 class _FailedCommands(monitoring.CommandListener):
@@ -140,7 +140,7 @@ def test_a_corrected_row_becomes_valid_and_loses_its_issues(mongo_db: Database) 
         source="s",
         batch_id="b",
         invalid_ts=[bad],
-        issues_by_ts={bad: ["nan_value"]},
+        issues_by_ts={bad: ["non_finite_value"]},
     )
     repo.upsert(bars, symbol="X", source="s", batch_id="b2")
     doc = mongo_db.bars.find_one({"symbol": "X", "ts": bad.to_pydatetime()})

@@ -35,6 +35,12 @@ def _numbers(db: Database) -> list[int]:
     return sorted(d["log_number"] for d in db.optuna_journal.find({}, {"log_number": 1}))
 
 
+def _trial_id(storage: MongoJournalStorage, study: str, trial: optuna.Trial) -> int:
+    """A trial's storage id, by public API."""
+    sid = storage.get_study_id_from_name(study)
+    return storage.get_trial_id_from_study_id_trial_number(sid, trial.number)
+
+
 def _objective(trial: optuna.Trial) -> float:
     x = trial.suggest_float("x", -5, 5)
     n = trial.suggest_int("n", 1, 10)
@@ -115,7 +121,7 @@ def test_deferred_logs_are_seen_locally_at_once_and_elsewhere_after_the_state(
     trial = study.ask()
     trial.suggest_float("x", 0, 1)
     trial.set_user_attr("a", 1)
-    assert storage.get_trial(trial._trial_id).user_attrs == {"a": 1}
+    assert storage.get_trial(_trial_id(storage, "d", trial)).user_attrs == {"a": 1}
     other = optuna.load_study(study_name="d", storage=optuna_storage(mongo_db, read_interval=0.0))
     assert other.trials[0].user_attrs == {}
     study.tell(trial, 1.0)
@@ -133,7 +139,8 @@ def test_dead_workers_trial_fails_and_is_requeued_after_the_grace(mongo_db: Data
     dead.close()  # the worker dies: no more stamps
     alive = optuna_storage(mongo_db, heartbeat_interval=0.2, grace_period=0.6)
     live = optuna.load_study(study_name="lease", storage=alive)
-    assert alive.reap_stale_trials(live._study_id) == []  # still within its lease
+    sid = alive.get_study_id_from_name("lease")
+    assert alive.reap_stale_trials(sid) == []  # still within its lease
     time.sleep(0.8)
     next_trial = live.ask()  # asking for a trial reaps the stale one
     states = {t.number: t.state for t in live.get_trials()}
@@ -154,10 +161,11 @@ def test_a_live_workers_lease_is_kept(mongo_db: Database) -> None:
     trial = study.ask()
     other = optuna_storage(mongo_db, heartbeat_interval=0.1, grace_period=0.4)
     time.sleep(0.8)
-    assert other.reap_stale_trials(study._study_id) == []
+    assert other.reap_stale_trials(other.get_study_id_from_name("live")) == []
     study.tell(trial, 1.0)
     worker.close()
-    assert mongo_db.optuna_journal_leases.count_documents({"_id": trial._trial_id}) <= 1
+    tid = _trial_id(worker, "live", trial)
+    assert mongo_db.optuna_journal_leases.count_documents({"_id": tid}) <= 1
 
 
 def test_storage_arguments_are_checked(mongo_db: Database) -> None:

@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 
 from quant_pipelines.backtest.space import (
-    CategoricalParam,
     Constraint,
     FloatParam,
     IntParam,
@@ -16,8 +15,6 @@ from quant_pipelines.backtest.space import (
 )
 from quant_pipelines.backtest.strategies._base import Strategy, hold, register_strategy, side
 from quant_pipelines.backtest.strategies._cache import IndicatorCache
-
-_SHORT = CategoricalParam("allow_short", (False, True))
 
 
 class SmaCrossover(Strategy):

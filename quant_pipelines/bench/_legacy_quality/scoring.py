@@ -32,6 +32,9 @@ from quant_pipelines.bench._legacy_quality.severity import (
     statistical_level,
 )
 
+_FEATURE_COLUMNS: tuple[str, ...] = ("ret_z", "move_z", "gap_move_z", "range_z", "volume_z")
+"""The feature columns copied into the result."""
+
 SCORE_COLUMNS: tuple[str, ...] = (
     "iforest",
     "prophet",
@@ -44,11 +47,7 @@ SCORE_COLUMNS: tuple[str, ...] = (
     "market_event",
     "warmup",
     "gap_before",
-    "ret_z",
-    "move_z",
-    "gap_move_z",
-    "range_z",
-    "volume_z",
+    *_FEATURE_COLUMNS,
     "statistical_level",
 )
 """Columns of :func:`score_bars`' result, in order."""
@@ -224,7 +223,7 @@ def score_bars(
         },
         index=index,
     )
-    for col in SCORE_COLUMNS[11:-1]:
+    for col in _FEATURE_COLUMNS:
         out[col] = feats[col].to_numpy()
     out["statistical_level"] = stat
     return out

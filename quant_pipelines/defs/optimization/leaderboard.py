@@ -1,4 +1,8 @@
-"""The optimization leaderboard asset and its promotion gate (a blocking asset check)."""
+"""The optimization leaderboard asset and its promotion gate (a blocking asset check).
+
+The leaderboard runs after new study materializations (declarative automation, see
+:data:`LEADERBOARD_AUTOMATION`) instead of a nightly schedule.
+"""
 
 # No `from __future__ import annotations` here: Dagster 1.13 resolves the Config and context
 # parameter annotations of assets at definition time, and PEP 563 strings defeat it.
@@ -10,7 +14,7 @@ import pandas as pd
 
 from quant_pipelines.defs.resources import MongoResource
 from quant_pipelines.optimizer import GateThresholds
-from quant_pipelines.services import build_leaderboard, check_promotions
+from quant_pipelines.services import PromotionCheck, build_leaderboard, check_promotions
 
 #: Table columns and their types, in display order.
 COLUMNS: dict[str, str] = {
@@ -67,8 +71,21 @@ def _table(rows: list[dict]) -> dg.MetadataValue:
     return dg.MetadataValue.table(records=records, schema=schema)
 
 
+#: Rebuild after any study partition was materialized since the leaderboard was last requested,
+#: once no study run is in progress upstream. Not ``eager()``: eager also waits while any
+#: dependency partition is missing, and most (strategy, asset class) partitions of
+#: ``optimization_study`` are never materialized (only the requested ones), so eager would
+#: never fire.
+LEADERBOARD_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("after new study materializations")
+
+
 @dg.asset(
     deps=[dg.AssetKey("optimization_study")],
+    automation_condition=LEADERBOARD_AUTOMATION,
     group_name="optimization",
     kinds={"mongodb"},
     io_manager_key="mongo_io",
@@ -78,15 +95,13 @@ def optimization_leaderboard(
     config: LeaderboardConfig, mongo: MongoResource
 ) -> dg.Output[pd.DataFrame]:
     """Trials ranked within each objective on validation folds, and the promotions they earn."""
-    thresholds = GateThresholds(config.max_pbo, config.min_dsr, config.max_spa_pvalue)
-    db = mongo.get_db()
     report = build_leaderboard(
-        db,
+        mongo.get_db(),
         objective=config.objective or None,
         strategy=config.strategy or None,
         asset_class=config.asset_class or None,
         rank_by=config.rank_by,
-        thresholds=thresholds,
+        thresholds=GateThresholds(config.max_pbo, config.min_dsr, config.max_spa_pvalue),
         limit=config.top_n,
     )
     return dg.Output(pd.DataFrame(report.rows), metadata=_metadata(report))
@@ -97,21 +112,24 @@ def promoted_rows_pass_overfitting_tests(mongo: MongoResource) -> dg.AssetCheckR
     """Only trials that pass PBO, DSR, SPA and the holdout test stay promoted (the gate)."""
     check = check_promotions(mongo.get_db())
     failing = [r for r in check.rows if not r["passes"]]
+    why = "; ".join(f"{r['study']} #{r['trial']}: {', '.join(r['reasons'])}" for r in failing)
     return dg.AssetCheckResult(
         passed=check.passed,
         severity=dg.AssetCheckSeverity.ERROR,
-        description=None
-        if check.passed
-        else "; ".join(f"{r['study']} #{r['trial']}: {', '.join(r['reasons'])}" for r in failing),
-        metadata={
-            "promoted": dg.MetadataValue.int(check.n_promoted),
-            "failing": dg.MetadataValue.int(len(failing)),
-            "thresholds": dg.MetadataValue.json(
-                check.rows[0]["thresholds"] if check.rows else GateThresholds().to_dict()
-            ),
-            "observed": dg.MetadataValue.json(check.rows),
-        },
+        description=why or None,
+        metadata=_check_metadata(check, failing),
     )
+
+
+def _check_metadata(check: PromotionCheck, failing: list[dict]) -> dict[str, dg.MetadataValue]:
+    """The gate's observed values and its thresholds."""
+    thresholds = check.rows[0]["thresholds"] if check.rows else GateThresholds().to_dict()
+    return {
+        "promoted": dg.MetadataValue.int(check.n_promoted),
+        "failing": dg.MetadataValue.int(len(failing)),
+        "thresholds": dg.MetadataValue.json(thresholds),
+        "observed": dg.MetadataValue.json(check.rows),
+    }
 
 
 def _metadata(report) -> dict[str, dg.MetadataValue]:
@@ -144,23 +162,3 @@ def _promotions_md(promotions: list[dict]) -> str:
             f"| {p['study']} | {p['trial']} | {'yes' if p['promoted'] else 'no'} | {p['reason']} |"
         )
     return "\n".join(lines)
-
-
-optimization_leaderboard_job = dg.define_asset_job(
-    name="optimization_leaderboard_job",
-    selection=dg.AssetSelection.assets(optimization_leaderboard),
-    description="Rebuild the leaderboard and gate each study's pick.",
-)
-
-
-@dg.schedule(
-    name="nightly_leaderboard_schedule",
-    cron_schedule="0 5 * * *",
-    execution_timezone="America/New_York",
-    job=optimization_leaderboard_job,
-    default_status=dg.DefaultScheduleStatus.STOPPED,
-    description="Rebuild the leaderboard at 05:00 New York, after the night's studies.",
-)
-def nightly_leaderboard_schedule(context: dg.ScheduleEvaluationContext):
-    """Refreshes the leaderboard before the session opens."""
-    return dg.RunRequest()

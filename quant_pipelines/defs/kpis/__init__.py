@@ -1,0 +1,1 @@
+"""The KPI report area: ``assets.py`` (kpi_report, refreshed daily by an on-cron condition)."""

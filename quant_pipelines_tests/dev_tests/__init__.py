@@ -1,0 +1,1 @@
+"""Tests against a real Dagster dev instance (webserver and daemon) on loopback."""

@@ -1,0 +1,71 @@
+"""The study use case without Dagster: bars from MongoDB in, a report out, no request state."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from pymongo.database import Database
+
+from quant_pipelines.marketdata import SyntheticSource
+from quant_pipelines.optimizer import Validation
+from quant_pipelines.services.optimization import (
+    NoBarsError,
+    StudySpec,
+    run_requested_study,
+    study_period,
+)
+from quant_pipelines.storage import BarsRepository
+from quant_pipelines.storage.repositories import Repositories
+
+
+def _spec(**overrides) -> StudySpec:
+    fields = {
+        "strategy": "sma_crossover",
+        "asset_class": "crypto",
+        "symbols": ["BTCUSD", "ETHUSD"],
+        "start": "2022-01-01",
+        "end": "2023-06-30",
+        "study_name": "svc",
+        "n_trials": 4,
+        "validation": Validation(method="none"),
+        "sampler": "random",
+        "seed": 2,
+    }
+    return StudySpec(**(fields | overrides))
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "expected"),
+    [
+        ("2021-01-01", "2021-06-30", ("2021-01-01", "2021-06-30")),
+        ("", "2021-06-30", ("2021-01-01", "2021-06-30")),  # 180 days back from the end
+        ("", "", ("2024-09-10", "2025-03-09")),  # up to today
+    ],
+)
+def test_study_period(start: str, end: str, expected: tuple[str, str]) -> None:
+    now = pd.Timestamp("2025-03-09 23:00", tz="UTC")
+    assert study_period(start, end, lookback_days=180, now=now) == expected
+
+
+def test_no_bars_raise_and_write_nothing(mongo_db: Database) -> None:
+    with pytest.raises(NoBarsError, match="market_bars/crypto"):
+        run_requested_study(Repositories.over(mongo_db), _spec())
+    assert mongo_db.studies.count_documents({}) == 0
+    assert mongo_db.optimization_requests.count_documents({}) == 0
+
+
+def test_a_study_reports_the_symbols_with_bars_and_mirrors_its_progress(mongo_db: Database) -> None:
+    bars = SyntheticSource(seed=5).bars("BTCUSD", "2022-01-01", "2023-06-30")
+    BarsRepository(mongo_db).upsert(bars, symbol="BTCUSD", source="test", batch_id="t")
+    report = run_requested_study(
+        Repositories.over(mongo_db), _spec(metadata={"run_id": "r-1", "request_id": "q-1"})
+    )
+    assert report.symbols == ["BTCUSD"]  # ETHUSD had no bars
+    assert report.summary.n_trials == 4 and report.summary.status == "completed"
+    assert not report.resumable
+    study = mongo_db.studies.find_one({"study_name": "svc"})
+    assert (study["run_id"], study["request_id"]) == ("r-1", "q-1")
+    assert study["progress"]["done"] == study["progress"]["total"] == 4
+    assert study["progress"]["eta_s"] == 0
+    assert study["progress"]["best_value"] == report.summary.best_value
+    assert mongo_db.optimization_requests.count_documents({}) == 0  # requests are Dagster's
