@@ -99,7 +99,7 @@ def test_invalid_transition_is_409(client: TestClient, mongo_db: Database, anoma
     assert mongo_db[ANOMALIES].find_one({"_id": ObjectId(spy)})["status"] == "resolved"
 
 
-@pytest.mark.parametrize("alert_id", [str(ObjectId()), "no-such-alert"])
+@pytest.mark.parametrize("alert_id", ["65a1b2c3d4e5f6a7b8c9d0e1", "no-such-alert"])
 def test_unknown_alert_is_404(client: TestClient, anomaly_ids, alert_id):
     assert client.post(f"/alerts/{alert_id}/resolve").status_code == 404
 

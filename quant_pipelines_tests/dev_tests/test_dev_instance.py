@@ -120,7 +120,9 @@ def test_a_posted_request_runs_on_a_dev_instance_and_succeeds_with_no_clicks(
         api.join(timeout=10)
     tail = (tmp_path / "dagster_dev.log").read_bytes()[-3000:].decode(errors="replace")
     assert doc["status"] == "succeeded", (doc.get("error"), seen, tail)
-    assert seen[0] == "queued" and "launched" in [h["status"] for h in doc["history"]]
+    # the daemon's sensor may launch it before the first poll: the history holds every state
+    path = [h["status"] for h in doc["history"]]
+    assert path[0] == "queued" and path.index("launched") < path.index("succeeded"), path
     assert status["status"] == "succeeded" and status["run_id"] == doc["run_id"]
     assert status["progress"]["done"] == N_TRIALS == status["progress"]["total"]
     with dg.DagsterInstance.from_config(str(home)) as instance:
