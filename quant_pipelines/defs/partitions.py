@@ -7,7 +7,7 @@ dates), FX runs 24/5 and crypto 24/7 (UTC dates). A partition key is a session l
 
 Partitions keyed by symbol are dynamic (``symbol_partitions``): the universe is never read at
 import time; ``universe_symbols_sensor`` (defs/automation.py) keeps them equal to the
-``UniverseResource``'s symbols.
+``UniverseResource``'s symbols. Studies are partitioned by (strategy, asset class).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from functools import lru_cache
 import dagster as dg
 import pandas as pd
 
+from quant_pipelines.backtest import list_strategies
+from quant_pipelines.marketdata import ASSET_CLASSES
 from quant_pipelines.marketdata.calendars import ASSET_CLASS_CALENDARS, non_session_weekdays
 
 #: First partition of every market-data asset.
@@ -71,3 +73,12 @@ def partition_keys_between(asset_class: str, start: str, end: str) -> list[str]:
     """The partition keys of ``asset_class`` from ``start`` to ``end`` inclusive."""
     keys = trading_day_partitions(asset_class).get_partition_keys()
     return [k for k in keys if start <= k <= end]
+
+
+#: One study per (strategy, asset class): the registered strategies and the project's classes.
+optimization_partitions = dg.MultiPartitionsDefinition(
+    {
+        "strategy": dg.StaticPartitionsDefinition(list(list_strategies())),
+        "asset_class": dg.StaticPartitionsDefinition(list(ASSET_CLASSES)),
+    }
+)

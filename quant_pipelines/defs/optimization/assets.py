@@ -12,8 +12,8 @@ from typing import Literal
 
 import dagster as dg
 
-from quant_pipelines.backtest import list_strategies
 from quant_pipelines.defs.market_data.assets import ASSET_CLASSES, WORKLOAD_TAG, market_bars_key
+from quant_pipelines.defs.partitions import optimization_partitions
 from quant_pipelines.defs.resources import MongoResource, UniverseResource
 from quant_pipelines.optimizer import Validation
 from quant_pipelines.services.optimization import (
@@ -22,13 +22,6 @@ from quant_pipelines.services.optimization import (
     StudySpec,
     run_requested_study,
     study_period,
-)
-
-optimization_partitions = dg.MultiPartitionsDefinition(
-    {
-        "strategy": dg.StaticPartitionsDefinition(list(list_strategies())),
-        "asset_class": dg.StaticPartitionsDefinition(list(ASSET_CLASSES)),
-    }
 )
 
 
