@@ -27,7 +27,6 @@ from quant_pipelines.quality import (
     period_starts,
     score_bars,
 )
-from quant_pipelines.quality.severity import SEVERITIES
 from quant_pipelines.storage import quality as qstore
 from quant_pipelines.storage.anomaly_workflow import false_positive_rate, time_to_resolution
 from quant_pipelines.storage.kpis import upsert_kpi
@@ -40,10 +39,6 @@ MIN_HISTORY_BARS = 60
 #: Share of a batch's bars at warning or above beyond which the rate check warns.
 MAX_ANOMALY_RATE = 0.05
 SEED = 0
-#: Severity levels of a scored bar, lowest first.
-LEVELS = SEVERITIES
-#: Statuses of an anomaly in the analysts' workflow.
-STATUSES = ("open", "acknowledged", "resolved", "false_positive")
 
 
 @dataclass(frozen=True)

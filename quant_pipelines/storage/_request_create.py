@@ -22,6 +22,7 @@ from pymongo.errors import (
     WriteConcernError,
 )
 
+from quant_pipelines._utils.time import utc_now
 from quant_pipelines.storage._request_states import QUEUED, RequestNotFoundError
 from quant_pipelines.storage.collections import OPTIMIZATION_REQUESTS
 
@@ -46,12 +47,6 @@ class CreateResult:
 
     document: dict[str, Any]
     created: bool
-
-
-def _utcnow() -> dt.datetime:
-    # MongoDB keeps milliseconds; truncating keeps the returned and stored values equal.
-    now = dt.datetime.now(dt.UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def request_fingerprint(params: Mapping[str, Any]) -> str:
@@ -98,7 +93,7 @@ def create_request(
     Raises:
         IdempotencyConflictError: The key was used before with different ``params``.
     """
-    now = now or _utcnow()
+    now = now or utc_now()
     fingerprint = request_fingerprint(params)
     request_id = request_id_for_key(idempotency_key) if idempotency_key else new_request_id()
     doc: dict[str, Any] = {

@@ -12,15 +12,13 @@ from pymongo import DESCENDING, UpdateOne
 from pymongo.database import Database
 
 from quant_pipelines._utils.time import utc
+from quant_pipelines.storage.anomaly_workflow import FALSE_POSITIVE, RESOLVED
 from quant_pipelines.storage.collections import ANOMALIES, BARS, INGEST_BATCHES
 
 #: Fitted Prophet models, one document per (symbol, version).
 QUALITY_MODELS = "quality_models"
 #: Calibrated thresholds, one document per version.
 QUALITY_THRESHOLDS = "quality_thresholds"
-
-
-_utc = utc
 
 
 def ensure_quality_indexes(db: Database) -> None:
@@ -58,7 +56,7 @@ def write_bar_scores(
             "kind": str(row.get("kind") or ""),
             "scored_at": scored_at,
         }
-        ops.append(UpdateOne({"symbol": symbol, "ts": _utc(ts)}, {"$set": {"quality": quality}}))
+        ops.append(UpdateOne({"symbol": symbol, "ts": utc(ts)}, {"$set": {"quality": quality}}))
     if not ops:
         return 0
     return db[BARS].bulk_write(ops, ordered=False).matched_count
@@ -82,7 +80,7 @@ def upsert_anomalies(db: Database, rows: Iterable[Mapping[str, Any]]) -> list[di
     rows = list(rows)
     ops = []
     for row in rows:
-        key = {"symbol": row["symbol"], "ts": _utc(row["ts"]), "detector": row["detector"]}
+        key = {"symbol": row["symbol"], "ts": utc(row["ts"]), "detector": row["detector"]}
         fields = {k: v for k, v in row.items() if k not in {"symbol", "ts", "detector"}}
         ops.append(
             UpdateOne(
@@ -97,21 +95,21 @@ def upsert_anomalies(db: Database, rows: Iterable[Mapping[str, Any]]) -> list[di
     if not ops:
         return []
     db[ANOMALIES].bulk_write(ops, ordered=False)
-    keys = [{"symbol": r["symbol"], "ts": _utc(r["ts"]), "detector": r["detector"]} for r in rows]
+    keys = [{"symbol": r["symbol"], "ts": utc(r["ts"]), "detector": r["detector"]} for r in rows]
     return list(db[ANOMALIES].find({"$or": keys}))
 
 
 def false_positive_times(db: Database, symbol: str) -> pd.DatetimeIndex:
     """Bar times that analysts marked false positive for ``symbol`` (left out of training)."""
-    stamps = db[ANOMALIES].distinct("ts", {"symbol": symbol, "status": "false_positive"})
-    return pd.DatetimeIndex(sorted(_utc(t) for t in stamps))
+    stamps = db[ANOMALIES].distinct("ts", {"symbol": symbol, "status": FALSE_POSITIVE})
+    return pd.DatetimeIndex(sorted(utc(t) for t in stamps))
 
 
 def confirmed_times(db: Database, symbol: str) -> pd.DatetimeIndex:
     """Bar times of anomalies analysts confirmed (resolved) for ``symbol``: they leave the
     calibration's clean sample."""
-    stamps = db[ANOMALIES].distinct("ts", {"symbol": symbol, "status": "resolved"})
-    return pd.DatetimeIndex(sorted(_utc(t) for t in stamps))
+    stamps = db[ANOMALIES].distinct("ts", {"symbol": symbol, "status": RESOLVED})
+    return pd.DatetimeIndex(sorted(utc(t) for t in stamps))
 
 
 def save_prophet(db: Database, symbol: str, version: str, model_json: str, **fields: Any) -> None:

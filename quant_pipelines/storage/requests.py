@@ -102,9 +102,6 @@ def allowed_from(target: str) -> tuple[str, ...]:
     return _ALLOWED_FROM[_checked(target)]
 
 
-_utcnow = utc_now
-
-
 def _apply(
     db: Database,
     request_id: str,
@@ -156,7 +153,7 @@ def mark_launched(
     launched = current is not None and current["status"] in IN_RUN_STATUSES
     if launched and current.get("run_key") == run_key:
         return current
-    now = now or _utcnow()
+    now = now or utc_now()
     fields = {"run_key": run_key, "run_id": None, "launched_at": now}
     return _apply(db, request_id, LAUNCHED, fields, now=now, entry={"run_key": run_key})
 
@@ -184,7 +181,7 @@ def record_run_id(
             "status": {"$in": list(IN_RUN_STATUSES)},
             **holds_run(run_key, run_id),
         },
-        {"$set": {"run_id": run_id, "updated_at": now or _utcnow()}},
+        {"$set": {"run_id": run_id, "updated_at": now or utc_now()}},
         projection={"_id": 0},
         return_document=ReturnDocument.AFTER,
     )
@@ -222,7 +219,7 @@ def record_run_status(
     """
     if status not in (RUNNING, *TERMINAL_STATUSES):
         raise ValueError(f"a run cannot move its request to {status!r}")
-    now = now or _utcnow()
+    now = now or utc_now()
     fields: dict[str, Any] = {"status": status, "run_id": run_id, "updated_at": now}
     if status in TERMINAL_STATUSES:
         fields["finished_at"] = now
@@ -260,7 +257,7 @@ def mark_deferred(
     """
     if until.tzinfo is None:
         raise ValueError("until must be timezone-aware (UTC)")
-    now = now or _utcnow()
+    now = now or utc_now()
     entry = {"until": until, **({"note": reason} if reason else {})}
     fields = {"deferred_until": until}
     return _apply(db, request_id, DEFERRED, fields, now=now, entry=entry, allowed=PENDING_STATUSES)
@@ -298,7 +295,7 @@ def update_status(
             ``deferred``, was launched already).
     """
     _checked(status)
-    now = now or _utcnow()
+    now = now or utc_now()
     fields: dict[str, Any] = {}
     for key, value in (progress or {}).items():
         if key not in PROGRESS_FIELDS:

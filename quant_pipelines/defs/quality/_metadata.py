@@ -7,8 +7,10 @@ from typing import Any
 
 import dagster as dg
 
+from quant_pipelines.quality.severity import SEVERITIES
 from quant_pipelines.services.calibration import ThresholdsUpdate
-from quant_pipelines.services.quality import LEVELS, STATUSES, DashboardReport, ScoringReport
+from quant_pipelines.services.quality import DashboardReport, ScoringReport
+from quant_pipelines.storage.anomaly_workflow import ANOMALY_STATUSES
 
 _COLUMNS = ("symbol", "ts", "detector", "rule", "severity", "score", "status")
 
@@ -35,7 +37,7 @@ def scores_metadata(report: ScoringReport) -> dict[str, dg.MetadataValue]:
     """Materialization metadata of ``bar_anomaly_scores/<class>``."""
     return {
         "bars_scored": dg.MetadataValue.int(report.total),
-        **{level: dg.MetadataValue.int(report.counts.get(level, 0)) for level in LEVELS},
+        **{level: dg.MetadataValue.int(report.counts.get(level, 0)) for level in SEVERITIES},
         "alerts_enqueued": dg.MetadataValue.int(report.alerts_enqueued),
         "thresholds_version": dg.MetadataValue.text(report.thresholds_version),
         "batch_id": dg.MetadataValue.text(report.batch_id),
@@ -62,8 +64,8 @@ def dashboard_metadata(report: DashboardReport) -> dict[str, dg.MetadataValue]:
     severity, status = report.by_severity, report.by_status
     ttr, fpr = report.time_to_resolution_mean_s, report.false_positive_rate
     return {
-        **{f"anomalies_{s}": dg.MetadataValue.int(severity.get(s, 0)) for s in LEVELS},
-        **{s: dg.MetadataValue.int(status.get(s, 0)) for s in STATUSES},
+        **{f"anomalies_{s}": dg.MetadataValue.int(severity.get(s, 0)) for s in SEVERITIES},
+        **{s: dg.MetadataValue.int(status.get(s, 0)) for s in ANOMALY_STATUSES},
         "anomalies_per_batch": dg.MetadataValue.float(round(report.anomalies_per_batch, 3)),
         "time_to_resolution_mean_s": dg.MetadataValue.float(float(ttr or 0.0)),
         "false_positive_rate": dg.MetadataValue.float(float(fpr or 0.0)),
