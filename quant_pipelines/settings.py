@@ -12,7 +12,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 #: Port of the embedded MongoDB-wire server. Not 27017, so it never collides with a real mongod.
 EMBEDDED_MONGO_PORT = 37017
@@ -345,6 +345,8 @@ class Settings:
         api_host: ``QP_API_HOST``, default loopback.
         api_port: ``QP_API_PORT``.
         embedded_mongo_port: ``QP_MONGO_PORT``, the embedded server's loopback port.
+        console_url: ``QP_CONSOLE_URL``, where analysts open the web console (alert links
+            point at ``<console_url>/console/anomalies/<id>``); default the API's own address.
     """
 
     mongodb_uri: str
@@ -361,6 +363,7 @@ class Settings:
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     embedded_mongo_port: int = EMBEDDED_MONGO_PORT
+    console_url: str = "http://127.0.0.1:8000"
 
     @property
     def redacted_uri(self) -> str:
@@ -382,6 +385,58 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+
+
+#: Environment variable of the console's public base URL (scheme, host, optional port and path).
+CONSOLE_URL_ENV = "QP_CONSOLE_URL"
+
+
+def _is_plain_http_url(raw: str) -> bool:
+    """An http(s) URL with a host, and no credentials, query, fragment or unsafe characters."""
+    try:
+        parts = urlsplit(raw)
+        _ = parts.port  # raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and not (parts.query or parts.fragment or "@" in parts.netloc)
+        and not any(c in raw for c in ' <>"|\\')
+    )
+
+
+def console_base_url(env: Mapping[str, str] | None = None) -> str:
+    """The analyst console's base URL, without a trailing slash.
+
+    ``QP_CONSOLE_URL`` when set (e.g. ``https://quant.example.com``), else the API's own
+    address (``http://<QP_API_HOST>:<QP_API_PORT>``). Reads nothing but those variables.
+
+    Args:
+        env: A mapping to read instead of ``os.environ`` (tests pass their own).
+
+    Returns:
+        The URL; the console's pages live under ``<url>/console/``.
+
+    Raises:
+        ValueError: ``QP_CONSOLE_URL`` is not an http(s) URL with a host, or carries a
+            query, a fragment or credentials.
+    """
+    env = os.environ if env is None else env
+    raw = env.get(CONSOLE_URL_ENV, "").strip()
+    if not raw:
+        host = env.get("QP_API_HOST", "").strip() or "127.0.0.1"
+        if host in ("0.0.0.0", "::"):  # noqa: S104  (a wildcard bind is no address to browse to)
+            host = "127.0.0.1"
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{_int(env, 'QP_API_PORT', 8000)}"
+    if not _is_plain_http_url(raw):
+        shown = "(not shown: it holds credentials)" if "@" in raw else repr(raw)
+        raise ValueError(
+            f"{CONSOLE_URL_ENV} must be an http(s) URL with a host and no query, fragment or "
+            f"credentials (e.g. https://quant.example.com), not {shown}"
+        )
+    return raw.rstrip("/")
 
 
 def embedded_app_uri(dagster_home: Path, port: int) -> str:
@@ -419,7 +474,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         quant_pipelines.owner_files.InsecureFileError: The embedded server's credentials
             file may be read by the group or others.
         ValueError: An integer variable is not an integer, or the credentials file is
-            malformed.
+            malformed, or ``QP_CONSOLE_URL`` is not an http(s) URL.
     """
     env = os.environ if env is None else env
     uri = env.get("MONGODB_URI", "").strip()
@@ -443,4 +498,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         slack_channel=env.get("SLACK_CHANNEL", "").strip() or "#data-quality",
         api_host=env.get("QP_API_HOST", "").strip() or "127.0.0.1",
         api_port=_int(env, "QP_API_PORT", 8000),
+        console_url=console_base_url(env),
     )

@@ -13,11 +13,17 @@ def _escape(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _link_target(url: Any) -> str:
+    """A URL made safe inside Slack's ``<url|label>``: ``|`` and ``>`` percent-encoded."""
+    return _escape(str(url).replace("|", "%7C").replace(">", "%3E"))
+
+
 def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The incoming-webhook body ``{"text": ..., "blocks": [...]}`` for one alert.
 
     ``text`` is the plain fallback shown in notifications; ``blocks`` holds a header line,
-    the key fields and the links.
+    the key fields, the link to the anomaly's console page (``links.console``, where the
+    analyst acknowledges, resolves or marks it false positive) and the other links.
     """
     severity = str(payload.get("severity", ""))
     text = f"{_EMOJI.get(severity, '')} {payload.get('message', '')}".strip()
@@ -35,9 +41,13 @@ def slack_message(payload: Mapping[str, Any]) -> dict[str, Any]:
         {"type": "section", "text": {"type": "mrkdwn", "text": _escape(text)}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
-    links = payload.get("links") or {}
+    links = dict(payload.get("links") or {})
+    console = links.pop("console", None)
+    if console:
+        text_link = f"<{_link_target(console)}|Open in the analyst console>"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text_link}})
     if links:
-        parts = [f"<{url}|{_escape(name)}>" for name, url in links.items()]
+        parts = [f"<{_link_target(url)}|{_escape(name)}>" for name, url in links.items()]
         blocks.append(
             {"type": "context", "elements": [{"type": "mrkdwn", "text": " · ".join(parts)}]}
         )

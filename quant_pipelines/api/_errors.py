@@ -24,6 +24,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from quant_pipelines.api._guards import is_console_form
 from quant_pipelines.api._json import MAX_JSON_DEPTH, BodyError, json_safe, parse_json_body
 
 _log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class StrictJsonMiddleware:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        if body:
+        if body and not is_console_form(scope):  # the console's urlencoded HTML forms
             try:
                 parse_json_body(body, max_depth=self.max_depth)
             except BodyError as exc:

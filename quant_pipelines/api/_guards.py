@@ -7,6 +7,10 @@
   ``Content-Type`` is not ``application/json`` gets 415 before routing. The content types an
   HTML form or a no-CORS ``fetch`` can send cross-site (form-urlencoded, multipart,
   text/plain) are thereby refused, whatever the body, with or without credentials.
+  The one exception is the analyst console (paths under ``/console/``): its HTML forms post
+  ``application/x-www-form-urlencoded``, and only that; they are guarded by a session cookie
+  (``SameSite=Strict``), a CSRF token in every form and an ``Origin`` check instead
+  (``api/console``). Every other path stays JSON-only.
 """
 
 from __future__ import annotations
@@ -86,9 +90,34 @@ def env_int(name: str, default: int, env: Mapping[str, str] | None = None) -> in
     return value
 
 
+def _media(content_type: bytes) -> bytes:
+    return content_type.split(b";", 1)[0].strip().lower()
+
+
 def _is_json(content_type: bytes) -> bool:
-    media = content_type.split(b";", 1)[0].strip().lower()
-    return media == b"application/json"
+    return _media(content_type) == b"application/json"
+
+
+#: Path prefix of the analyst console, whose HTML forms are the one non-JSON body accepted.
+CONSOLE_PREFIX = "/console/"
+#: The only body type the console accepts.
+FORM_CONTENT_TYPE = b"application/x-www-form-urlencoded"
+
+
+def is_console_path(scope: Scope) -> bool:
+    """Whether the request is for the analyst console (``/console`` or below)."""
+    path = scope.get("path", "")
+    return path == CONSOLE_PREFIX.rstrip("/") or path.startswith(CONSOLE_PREFIX)
+
+
+def is_console_form(scope: Scope) -> bool:
+    """Whether the request is an HTML form post to the console (urlencoded, under /console/)."""
+    if not is_console_path(scope):
+        return False
+    for key, value in scope.get("headers", []):
+        if key.lower() == b"content-type":
+            return _media(value) == FORM_CONTENT_TYPE
+    return False
 
 
 class JsonOnlyMiddleware:
@@ -97,7 +126,8 @@ class JsonOnlyMiddleware:
     Refused: a POST/PUT/PATCH/DELETE with any ``Content-Type`` other than
     ``application/json`` (even with an empty body), and any request with a non-empty body
     (``Content-Length`` above 0 or chunked) that is not declared JSON. A bodiless POST without
-    ``Content-Type`` (e.g. ``curl -X POST``) passes.
+    ``Content-Type`` (e.g. ``curl -X POST``) passes. Under ``/console/`` the rule is the
+    same with ``application/x-www-form-urlencoded`` in place of JSON (the console's forms).
 
     Args:
         app: The wrapped ASGI application.
@@ -122,8 +152,13 @@ class JsonOnlyMiddleware:
                 has_body = True
         unsafe = scope.get("method", "GET").encode() in _UNSAFE_METHODS
         declared = content_type is not None and content_type.strip() != b""
-        needs_json = has_body or (unsafe and declared)
-        if needs_json and (content_type is None or not _is_json(content_type)):
+        needs_type = has_body or (unsafe and declared)
+        if is_console_path(scope):
+            if needs_type and (content_type is None or _media(content_type) != FORM_CONTENT_TYPE):
+                detail = "console forms must be Content-Type: application/x-www-form-urlencoded"
+                await _answer(send, 415, detail)
+                return
+        elif needs_type and (content_type is None or not _is_json(content_type)):
             await _answer(send, 415, "request bodies must be Content-Type: application/json")
             return
         await self.app(scope, receive, send)

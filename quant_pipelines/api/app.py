@@ -33,6 +33,7 @@ from quant_pipelines.api._limits import (
     MongoDeadlineMiddleware,
 )
 from quant_pipelines.api._quotas import QuotaGuard, Quotas
+from quant_pipelines.api.console import install_console
 from quant_pipelines.api.schemas import Health
 from quant_pipelines.marketdata import Universe, load_universe
 from quant_pipelines.settings import Settings, load_settings
@@ -50,7 +51,8 @@ market hours), follow their progress, read the leaderboard, and work through dat
 alerts. See `docs/api.md`.
 
 Every route but `/healthz` needs `Authorization: Bearer <key>` (create keys with
-`quant-pipelines api-keys create`); request bodies must be `application/json`.
+`quant-pipelines api-keys create`); request bodies must be `application/json`. The analyst
+console's HTML pages live under `/console/` (sign in there with a key).
 """
 
 
@@ -136,6 +138,7 @@ def create_app(
     )
     app.include_router(_backtests.router)
     app.include_router(_alerts.router)
+    install_console(app)  # /console: the analysts' web pages (session cookie + CSRF)
 
     @app.get("/openapi.json", include_in_schema=False, dependencies=[Depends(require_read)])
     def openapi() -> JSONResponse:

@@ -15,6 +15,7 @@ from quant_pipelines.bench._report import Figure, render_markdown
 MODULES = (
     "storage",
     "api",
+    "console",
     "backtest",
     "quality",
     "optimizer",
