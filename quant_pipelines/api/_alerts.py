@@ -1,7 +1,9 @@
-"""Routes of the analysts' workflow on anomalies: list, acknowledge, resolve, false positive.
+"""Routes of the analysts' workflow on anomalies: list, get one, acknowledge, resolve, false
+positive.
 
-Listing needs the ``read`` scope, transitions ``alerts:write``. The actor recorded in an
-anomaly's history is the API key's name; an ``actor`` in the body is ignored.
+Reading needs the ``read`` scope, transitions ``alerts:write``. The actor recorded in an
+anomaly's history is the API key's name; an ``actor`` in the body is ignored. An anomaly is
+looked up by id exactly as the console's anomaly page looks it up.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from quant_pipelines.storage.alerts import (
     list_anomalies,
     transition,
 )
+from quant_pipelines.storage.anomaly_workflow import find_anomaly
 
 router = APIRouter(tags=["alerts"])
 
@@ -38,6 +41,13 @@ AlertId = Annotated[
         description="The anomaly id (24 hex digits for an ObjectId).",
     ),
 ]
+#: Longest id echoed back in a 404's detail.
+_MAX_ECHO = 64
+_GET_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid API key"},
+    403: {"description": "The key lacks the read scope"},
+    404: {"description": "No anomaly has this id, or the id is malformed"},
+}
 _TRANSITION_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid API key"},
     403: {"description": "The key lacks the alerts:write scope"},
@@ -67,6 +77,30 @@ def alerts(
         item.setdefault("status", "open")
         items.append(item)
     return {"count": len(items), "alerts": items}
+
+
+@router.get(
+    "/alerts/{alert_id}",
+    summary="One anomaly, by id",
+    dependencies=[Depends(require_read)],
+    responses=_GET_RESPONSES,
+)
+def alert(
+    alert_id: Annotated[
+        str, Path(description="The anomaly id (24 hex digits for an ObjectId, or a string id).")
+    ],
+    db: Annotated[Database, Depends(database)],
+) -> dict[str, Any]:
+    """One anomaly, shaped like an item of ``GET /alerts`` (no status counts as ``open``).
+
+    Any id that names no anomaly is a 404, a malformed one included (it cannot name one), so
+    this route never answers 422 for its path.
+    """
+    doc = find_anomaly(db, alert_id)
+    if doc is None:
+        shown = repr(alert_id[:_MAX_ECHO]) + ("..." if len(alert_id) > _MAX_ECHO else "")
+        raise HTTPException(404, detail=f"no alert with id {shown}")
+    return document(doc)  # find_anomaly fills in "status" ("open" when it has none)
 
 
 def _act(

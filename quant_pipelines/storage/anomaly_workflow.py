@@ -8,6 +8,7 @@ terminal); every transition is timestamped, which gives time to resolution. See
 from __future__ import annotations
 
 import datetime as dt
+import re
 import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -270,3 +271,20 @@ def false_positive_rate(
     total = coll.count_documents(base)
     reviewed = fp + resolved
     return FalsePositiveRate(fp, reviewed, total, fp / reviewed if reviewed else None)
+
+
+_ANOMALY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
+
+
+def find_anomaly(db: Database, anomaly_id: str) -> dict[str, Any] | None:
+    """The anomaly with this id (an ObjectId's 24 hex digits, or a string id), or None."""
+    if not _ANOMALY_ID.match(anomaly_id):
+        return None
+    candidates: list[Any] = [anomaly_id]
+    if ObjectId.is_valid(anomaly_id):
+        candidates.insert(0, ObjectId(anomaly_id))
+    doc = db[ANOMALIES].find_one({"_id": {"$in": candidates}})
+    if doc is not None:
+        doc["id"] = str(doc["_id"])
+        doc["status"] = doc.get("status") or OPEN
+    return doc

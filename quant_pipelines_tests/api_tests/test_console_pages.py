@@ -19,9 +19,10 @@ from pymongo.database import Database
 
 from quant_pipelines.alerts import enqueue_alerts
 from quant_pipelines.api import create_app
-from quant_pipelines.api.console._anomaly import find_anomaly, load_anomaly
+from quant_pipelines.api.console._anomaly import load_anomaly
 from quant_pipelines.api.console._kpis import kpi_strip
 from quant_pipelines.marketdata import load_universe
+from quant_pipelines.storage.anomaly_workflow import find_anomaly
 from quant_pipelines.storage.api_keys import ALERTS_WRITE, create_key
 from quant_pipelines.storage.collections import ALERT_OUTBOX
 from quant_pipelines.storage.indexes import ensure_indexes

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from bson import ObjectId
 from pymongo.database import Database
 
 from quant_pipelines._utils.time import utc
@@ -21,7 +19,7 @@ from quant_pipelines.api.console._charts import ChartData
 from quant_pipelines.api.console._svg import finite
 from quant_pipelines.marketdata import Universe
 from quant_pipelines.storage.anomaly_workflow import ACKNOWLEDGED, OPEN
-from quant_pipelines.storage.collections import ANOMALIES, BARS
+from quant_pipelines.storage.collections import BARS
 from quant_pipelines.storage.quality import latest_thresholds
 
 #: Sessions shown around the flagged bar.
@@ -43,7 +41,6 @@ ACTIONS_FROM = {
     OPEN: ("ack", "resolve", "false_positive"),
     ACKNOWLEDGED: ("resolve", "false_positive"),
 }
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")
 _BAR_FIELDS = {"_id": 0, "ts": 1, "open": 1, "high": 1, "low": 1, "close": 1, "volume": 1}
 _BAR_FIELDS.update(valid=1, quality=1)
 
@@ -73,20 +70,6 @@ class AnomalyView:
     flags: list[str]
     moves: dict[str, float | None]
     actions: tuple[str, ...]
-
-
-def find_anomaly(db: Database, anomaly_id: str) -> dict[str, Any] | None:
-    """The anomaly with this id (an ObjectId's 24 hex digits, or a string id), or None."""
-    if not _ID.match(anomaly_id):
-        return None
-    candidates: list[Any] = [anomaly_id]
-    if ObjectId.is_valid(anomaly_id):
-        candidates.insert(0, ObjectId(anomaly_id))
-    doc = db[ANOMALIES].find_one({"_id": {"$in": candidates}})
-    if doc is not None:
-        doc["id"] = str(doc["_id"])
-        doc["status"] = doc.get("status") or OPEN
-    return doc
 
 
 def _days_per_session(universe: Universe, symbol: str) -> float:

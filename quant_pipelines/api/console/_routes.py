@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from quant_pipelines._utils.time import utc_now
 from quant_pipelines.api.console import _forms
-from quant_pipelines.api.console._anomaly import find_anomaly, load_anomaly
+from quant_pipelines.api.console._anomaly import load_anomaly
 from quant_pipelines.api.console._charts import anomaly_chart, sparkline
 from quant_pipelines.api.console._http import (
     ACTION_SEGMENTS,
@@ -35,7 +35,12 @@ from quant_pipelines.api.console._http import (
 from quant_pipelines.api.console._kpis import kpi_strip
 from quant_pipelines.api.console._queue import QueueFilters, load_queue
 from quant_pipelines.api.console._sessions import ConsoleUser
-from quant_pipelines.storage.anomaly_workflow import ACTIONS, InvalidTransitionError, transition
+from quant_pipelines.storage.anomaly_workflow import (
+    ACTIONS,
+    InvalidTransitionError,
+    find_anomaly,
+    transition,
+)
 
 
 @router.get("/queue")
