@@ -2,6 +2,9 @@
 
 The floor env has the simulator's spaces but its ``step`` only indexes a precomputed numpy
 array, so the ratios show what the simulator's accounting and observation building cost.
+The batched simulator's figures (``VecTradingSimulator`` env-steps/s against the 1,000,000 goal
+and against ``DummyVecEnv``, PPO with 16 envs and the env's share of its wall time) come from
+:mod:`quant_pipelines.bench._rl_vec`, in the same run.
 :func:`training_costs` measures the per-10k-timestep figures of ``docs/rl-guardrails.md``.
 """
 
@@ -18,6 +21,7 @@ from gymnasium import spaces
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from quant_pipelines.bench import _rl_vec
 from quant_pipelines.bench._report import Figure, timed
 from quant_pipelines.rl import RLEngine, rss_mb
 from quant_pipelines.rl._algos import DEFAULT_HYPERPARAMS
@@ -135,6 +139,7 @@ def run(*, quick: bool = False) -> list[Figure]:
     finally:
         torch.set_num_threads(threads)
     ppo_floor, ppo_sim, ppo_guarded = rates["floor"], rates["sim"], rates["guarded"]
+    batched = _rl_vec.figures(bars, quick=quick)
     return [
         Figure(
             "rl",
@@ -163,6 +168,7 @@ def run(*, quick: bool = False) -> list[Figure]:
             ppo_sim,
             goal=None,  # ~4 µs/step against ~300 µs: below this machine's run-to-run noise
         ),
+        *batched,
     ]
 
 

@@ -1,4 +1,11 @@
-"""Simulator configuration stored with a policy, and the (vectorised) envs built from it."""
+"""Simulator configuration stored with a policy, and the (vectorised) envs built from it.
+
+``vec_env`` picks how ``n_envs`` training envs run: ``"dummy"`` (SB3's DummyVecEnv, one
+``TradingSimulator`` after another), ``"subproc"`` (one process each) or ``"batched"`` (one
+:class:`~quant_pipelines.simulator.VecTradingSimulator` stepping all of them at once, under SB3's
+``VecMonitor``). For the same seed the batched envs produce the same observations, rewards and
+episode ends as ``"dummy"``, so the choice changes speed, not the trained policy.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,10 @@ from typing import Any
 import gymnasium as gym
 import pandas as pd
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
 from quant_pipelines.backtest import Costs
-from quant_pipelines.simulator import ObservationConfig, TradingSimulator
+from quant_pipelines.simulator import ObservationConfig, TradingSimulator, VecTradingSimulator
 
 #: Simulator options a caller may set through ``env_options`` (the rest come from the engine).
 ENV_OPTIONS: tuple[str, ...] = (
@@ -27,7 +34,7 @@ ENV_OPTIONS: tuple[str, ...] = (
 )
 
 DEFAULT_EPISODE_LENGTH = 256
-VEC_ENVS: tuple[str, ...] = ("dummy", "subproc")
+VEC_ENVS: tuple[str, ...] = ("dummy", "subproc", "batched")
 
 
 def env_config(
@@ -93,12 +100,15 @@ class EnvFactory:
 
 
 def make_vec_env(factory: EnvFactory, *, n_envs: int, vec_env: str) -> VecEnv:
-    """``n_envs`` copies of the env in a DummyVecEnv or SubprocVecEnv.
+    """``n_envs`` copies of the env in a DummyVecEnv, a SubprocVecEnv or one batched simulator.
 
     Raises:
         ValueError: On an unknown ``vec_env``.
     """
     if vec_env not in VEC_ENVS:
         raise ValueError(f"vec_env must be one of {VEC_ENVS}, got {vec_env!r}")
+    if vec_env == "batched":
+        venv = VecTradingSimulator(factory.bars, n_envs=n_envs, **factory.kwargs)
+        return VecMonitor(venv) if factory.monitor else venv
     fns = [factory] * n_envs
     return SubprocVecEnv(fns) if vec_env == "subproc" else DummyVecEnv(fns)

@@ -49,7 +49,7 @@ class RunSpec:
     min_evals: int
     checkpoint_freq: int
     n_envs: int = 1
-    vec_env: str = "dummy"
+    vec_env: str = "dummy"  # "dummy", "subproc" or "batched" (one VecTradingSimulator)
     normalize: bool = False
     resume: TrainedPolicy | str | Path | None = None
     callbacks: Sequence[BaseCallback] = field(default_factory=tuple)

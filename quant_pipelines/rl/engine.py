@@ -115,7 +115,7 @@ class RLEngine:
             min_evals: Evaluations before early stopping may trigger.
             checkpoint_freq: Steps between checkpoints; ``total_timesteps // 4`` when None.
             n_envs: Parallel training envs (at most ``guardrails.max_envs``).
-            vec_env: "dummy" or "subproc".
+            vec_env: "dummy", "subproc" or "batched" (one ``VecTradingSimulator``).
             normalize: Wrap the envs in VecNormalize (its statistics are kept with the policy).
             resume_from: A policy or a checkpoint zip to continue; ``num_timesteps`` carries on.
             run_dir: Run directory; a fresh one under ``workdir`` when None.
