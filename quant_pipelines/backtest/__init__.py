@@ -1,11 +1,14 @@
 """BacktestService: a vectorised, look-ahead-free backtester with strategies and search spaces.
 
 A target exposure decided at bar t's close fills at bar t+1's open with slippage and
-commission (:mod:`quant_pipelines.backtest.fills`, shared with the trading simulator).
+commission (:mod:`quant_pipelines.backtest.fills`, shared with the trading simulator), under a
+cost model of :mod:`quant_pipelines.backtest.costs` (flat, or volume-share with market impact).
+Many symbols with one cash account: :mod:`quant_pipelines.backtest.portfolio`.
 """
 
 from __future__ import annotations
 
+from quant_pipelines.backtest.costs import CostModel, FlatCosts, VolumeShareCosts
 from quant_pipelines.backtest.cpcv import CPCVPlan, CPCVSplit, make_cpcv_splits
 from quant_pipelines.backtest.deflated import deflated_sharpe_ratio, expected_max_sharpe
 from quant_pipelines.backtest.engine import run_backtest
@@ -43,13 +46,16 @@ __all__ = [
     "CPCVSplit",
     "CategoricalParam",
     "Constraint",
+    "CostModel",
     "Costs",
     "Fill",
+    "FlatCosts",
     "FloatParam",
     "IntParam",
     "SearchSpace",
     "Strategy",
     "UnknownStrategyError",
+    "VolumeShareCosts",
     "WalkForwardResult",
     "compute_metrics",
     "deflated_sharpe_ratio",

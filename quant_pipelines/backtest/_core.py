@@ -1,4 +1,9 @@
-"""The single-run accounting core: change points, the fill loop, segments and ruin."""
+"""The single-run accounting core: change points, the fill loops, segments and ruin.
+
+With flat costs the book trades only where the target in force changes (:func:`change_bars`,
+:func:`fill_loop`). With volume-share costs an order the participation cap cuts keeps trading
+at the following opens until its target is reached or replaced (:func:`capped_fill_loop`).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from quant_pipelines.backtest.fills import JIT_OPTIONS, fill_at_open
+from quant_pipelines.backtest.costs import CostTerms
+from quant_pipelines.backtest.fills import JIT_OPTIONS, fill_at_open, fill_order
 
 
 class ChangePoints(NamedTuple):
@@ -68,11 +74,13 @@ def simulate(
     commission: float,
     slippage: float,
     initial_equity: float,
+    terms: CostTerms | None = None,
 ) -> Path:
     """Run the accounting for one target path (already clipped, finite).
 
-    The fill loop visits change points only; units and cash are constant in between, so the
-    bar-level path is a repeat of the per-segment values and equity is ``cash + units * close``.
+    The fill loop visits change points only (and, with a participation cap, the opens an
+    order carries to); units and cash are constant in between, so the bar-level path is a
+    repeat of the per-segment values and equity is ``cash + units * close``.
 
     Args:
         opens: Open prices.
@@ -81,20 +89,32 @@ def simulate(
         commission: Commission rate.
         slippage: Slippage as a fraction.
         initial_equity: Starting cash.
+        terms: Per-bar impact and cap of volume-share costs; None for flat costs.
 
     Returns:
         The :class:`Path`, truncated at ruin (flat zero equity from the ruin bar on).
     """
     n = len(opens)
-    bars = change_bars(targets)
-    filled = fill_loop(
-        np.ascontiguousarray(opens[bars], dtype=np.float64),
-        np.ascontiguousarray(targets[bars - 1], dtype=np.float64),
-        0.0,
-        float(initial_equity),
-        float(commission),
-        float(slippage),
-    )
+    if terms is None:
+        bars = change_bars(targets)
+        filled = fill_loop(
+            np.ascontiguousarray(opens[bars], dtype=np.float64),
+            np.ascontiguousarray(targets[bars - 1], dtype=np.float64),
+            0.0,
+            float(initial_equity),
+            float(commission),
+            float(slippage),
+        )
+    else:
+        bars, filled = capped_fill_loop(
+            np.ascontiguousarray(opens, dtype=np.float64),
+            np.ascontiguousarray(targets, dtype=np.float64),
+            np.ascontiguousarray(terms.impact, dtype=np.float64),
+            np.ascontiguousarray(terms.cap, dtype=np.float64),
+            float(initial_equity),
+            float(commission),
+            float(slippage),
+        )
     seg_u = np.concatenate(([0.0], filled[0]))
     seg_c = np.concatenate(([float(initial_equity)], filled[1]))
     lengths = np.diff(np.concatenate(([0], bars, [n])))
@@ -156,6 +176,56 @@ def fill_loop(
         out[3, j] = p
         out[4, j] = fee
     return out
+
+
+@njit(**JIT_OPTIONS)
+def capped_fill_loop(
+    opens: np.ndarray,
+    targets: np.ndarray,
+    impact: np.ndarray,
+    cap: np.ndarray,
+    c: float,
+    commission: float,
+    slippage: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fills of one target path under volume-share costs, from flat with cash ``c``.
+
+    At bar k's open the book trades towards the target in force (``targets[k-1]`` once it
+    changes) while its order is pending: a new target makes it pending, a fill the cap
+    (``cap[k-1]``) cut leaves it pending, any other fill completes it. Each fill is
+    :func:`~quant_pipelines.backtest.fills.fill_order` with the decision bar's terms.
+
+    Returns:
+        The bars that traded, and a ``(5, n_fills)`` array as :func:`fill_loop`'s.
+    """
+    n = len(opens)
+    bars = np.empty(n, dtype=np.int64)
+    out = np.empty((5, n))
+    up, down = 1.0 + slippage, 1.0 - slippage
+    u = 0.0
+    in_force = 0.0
+    pending = False
+    m = 0
+    for k in range(1, n):
+        t = targets[k - 1]
+        if t != in_force:
+            in_force = t
+            pending = True
+        if pending:
+            op = opens[k]
+            e = c + u * op
+            u, c, p, fee, traded, pending = fill_order(
+                u, c, in_force, op, e, commission, up, down, impact[k - 1], cap[k - 1]
+            )
+            if traded:
+                bars[m] = k
+                out[0, m] = u
+                out[1, m] = c
+                out[2, m] = e
+                out[3, m] = p
+                out[4, m] = fee
+                m += 1
+    return bars[:m].copy(), out[:, :m].copy()
 
 
 def _first_ruin(

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from quant_pipelines.backtest.fills import Costs
+from quant_pipelines.backtest.costs import CostModel, CostTerms
 from quant_pipelines.backtest.strategies import IndicatorCache, Strategy
 
 
@@ -23,7 +23,8 @@ def sweep_metrics(
     sets: Sequence[dict[str, Any]],
     *,
     start: int,
-    costs: Costs,
+    costs: CostModel,
+    terms: CostTerms,
     initial_equity: float,
     periods_per_year: float,
     max_leverage: float,
@@ -33,17 +34,20 @@ def sweep_metrics(
 
     Targets come ``block_size`` sets at a time from ``strat.targets_block`` on the cache's full
     history (each indicator window computed once); the kernel evaluates them from column
-    ``start`` on against ``opens``/``closes`` (the evaluated bars). Blocks of a multiple of
-    ``_sweep_kernel.LANES`` (64) sets keep every SIMD lane busy.
+    ``start`` on against ``opens``/``closes`` (the evaluated bars), with the cost ``terms`` of
+    those bars (``costs.terms`` on them: zero impact and no cap for flat costs). Blocks of a
+    multiple of ``_sweep_kernel.LANES`` (64) sets keep every SIMD lane busy.
 
     Raises:
         ValueError: If a set's targets hold a NaN, or a target block has the wrong shape.
     """
-    from quant_pipelines.backtest._sweep_kernel import N_METRICS, sweep_block
+    from quant_pipelines.backtest._sweep_kernel import N_METRICS, sweep_block_costs
 
     o = np.ascontiguousarray(opens, dtype=np.float64)
     c = np.ascontiguousarray(closes, dtype=np.float64)
     out = np.empty((len(sets), N_METRICS))
+    impact = np.ascontiguousarray(terms.impact, dtype=np.float64)
+    cap = np.ascontiguousarray(terms.cap, dtype=np.float64)
     step = max(int(block_size), 1)
     for lo in range(0, len(sets), step):
         chunk = sets[lo : lo + step]
@@ -53,7 +57,7 @@ def sweep_metrics(
                 f"{strat.name}.targets_block returned shape {targets.shape}, "
                 f"expected {(len(chunk), start + len(o))}"
             )
-        bad = sweep_block(
+        bad = sweep_block_costs(
             o,
             c,
             targets,
@@ -61,6 +65,8 @@ def sweep_metrics(
             float(max_leverage),
             float(costs.commission),
             float(costs.slippage),
+            impact,
+            cap,
             float(initial_equity),
             float(periods_per_year),
             out[lo : lo + len(chunk)],

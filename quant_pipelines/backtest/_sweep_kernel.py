@@ -4,7 +4,8 @@
 :data:`LANES` rows, in three steps:
 
 1. **Fills** (per row, scalar, sparse): walk the row's targets and, where the target in force
-   changes, fill with ``fills.fill_at_open``, the fill arithmetic ``run_backtest`` and the
+   changes (or an order the participation cap cut is still pending, with volume-share
+   costs), fill with ``fills.fill_order``, the fill arithmetic ``run_backtest`` and the
    simulator call too (so units and cash are bit for bit ``run_backtest``'s). Each fill also
    books turnover, costs and the trade legs of ``_trades`` (entry/exit values, P&L, wins,
    gross profit and loss), and the bars held since the previous trade. The new units and cash
@@ -38,7 +39,7 @@ import numpy as np
 from numba import njit
 
 from quant_pipelines.backtest._keys import METRIC_KEYS
-from quant_pipelines.backtest.fills import JIT_OPTIONS, fill_at_open
+from quant_pipelines.backtest.fills import JIT_OPTIONS, fill_order
 
 N_METRICS = len(METRIC_KEYS)
 """Output columns, in :data:`~quant_pipelines.backtest._keys.METRIC_KEYS` order."""
@@ -83,22 +84,25 @@ def _trade(
     commission: float,
     up: float,
     down: float,
+    impact: float,
+    cap: float,
     book: np.ndarray,
-) -> tuple[float, float, bool]:
-    """``fills.fill_at_open`` (pre-fill ``equity = cash + units * op``), with bookkeeping.
+) -> tuple[float, float, bool, bool]:
+    """``fills.fill_order`` (pre-fill ``equity = cash + units * op``), with bookkeeping.
 
-    Returns the new units and cash and whether anything traded. A trade adds its turnover
+    Returns the new units and cash, whether anything traded and whether the order is left
+    partly unfilled (the participation cap bound). A trade adds its turnover
     (``|Δunits| × fill / equity``) and costs (commission + ``|Δunits| × |fill − open|``) to
     ``book``, and opens and/or closes trades where the holding's sign changes: the closing leg
     carries the fill's costs in proportion ``|old units| / |Δunits|`` (all of them when going
     flat), and a trade's value at entry and exit is the pre-fill equity less the closing leg's
     costs (``_trades.extract_trades``).
     """
-    new_units, new_cash, price, fee, traded = fill_at_open(
-        units, cash, target, op, equity, commission, up, down
+    new_units, new_cash, price, fee, traded, partial = fill_order(
+        units, cash, target, op, equity, commission, up, down, impact, cap
     )
     if not traded:
-        return units, cash, False
+        return units, cash, False, partial
     du = abs(new_units - units)
     book[_TURNOVER] += du * price / equity
     cost = fee + du * abs(price - op)
@@ -114,7 +118,7 @@ def _trade(
         if s_new != 0:
             book[_N_TRADES] += 1.0
             book[_ENTRY] = base
-    return new_units, new_cash, True
+    return new_units, new_cash, True, partial
 
 
 @njit(**_JIT)
@@ -181,6 +185,8 @@ def _run(
     max_leverage: float,
     commission: float,
     slippage: float,
+    impact: np.ndarray,
+    cap: np.ndarray,
     initial_equity: float,
     ppy: float,
     out: np.ndarray,
@@ -197,6 +203,7 @@ def _run(
     cash = initial_equity
     raw = 0.0  # the last target seen (unclipped): only a change of it can change the one in force
     in_force = 0.0
+    pending = False  # an order (for in_force) not yet filled in full
     prev = initial_equity  # equity at bar 0's close (nothing trades at bar 0)
     s1 = 0.0
     s2 = 0.0
@@ -219,7 +226,10 @@ def _run(
             target = min(max(x, -max_leverage), max_leverage)
             if target != in_force:
                 in_force = target
-                units, cash, _ = _trade(units, cash, target, op, equity, commission, up, down, book)
+                pending = True
+        if pending:
+            units, cash, _, pending = _trade(units, cash, in_force, op, equity, commission, up,
+                                             down, impact[k - 1], cap[k - 1], book)  # fmt: skip
         e = cash + units * closes[k]
         if e <= 0.0:  # ruined at the close
             ruined = True
@@ -290,6 +300,8 @@ def _fills(
     max_leverage: float,
     commission: float,
     slippage: float,
+    impact: np.ndarray,
+    cap: np.ndarray,
     initial_equity: float,
     book: np.ndarray,
     ev_bar: np.ndarray,
@@ -308,6 +320,7 @@ def _fills(
     cash = initial_equity
     raw = 0.0
     in_force = 0.0
+    pending = False
     m = 0
     since = 0  # bar from which the current units are held
     stop = start + n - 1  # the last target is never filled
@@ -320,12 +333,14 @@ def _fills(
         target = min(max(x, -max_leverage), max_leverage)
         if target != in_force:
             in_force = target
+            pending = True
+        if pending:
             k = i - start + 1  # decided at bar k - 1's close, filled at bar k's open
             op = opens[k]
             before = units
-            units, cash, traded = _trade(
-                units, cash, target, op, cash + units * op, commission, up, down, book
-            )
+            units, cash, traded, pending = _trade(units, cash, in_force, op, cash + units * op,
+                                                  commission, up, down, impact[k - 1],
+                                                  cap[k - 1], book)  # fmt: skip
             if traded:
                 if before != 0.0:  # bars held (at their close) since the last trade
                     book[_HELD] += k - since
@@ -334,7 +349,8 @@ def _fills(
                 ev_units[m] = units
                 ev_cash[m] = cash
                 m += 1
-        i = _next_change(row, i + 1, stop, raw)
+        # a pending order trades again at the next open; otherwise skip to the next change
+        i = i + 1 if pending else _next_change(row, i + 1, stop, raw)
     if units != 0.0:
         book[_HELD] += n - since
     last = row[start + n - 1]
@@ -352,6 +368,8 @@ def _group(
     max_leverage: float,
     commission: float,
     slippage: float,
+    impact: np.ndarray,
+    cap: np.ndarray,
     initial_equity: float,
     ppy: float,
     out: np.ndarray,
@@ -364,23 +382,23 @@ def _group(
     row_bar = np.empty(n, dtype=np.int64)
     row_units = np.empty(n)
     row_cash = np.empty(n)
-    cap = 64 * LANES
-    ev_bar = np.empty(cap, dtype=np.int64)
-    ev_lane = np.empty(cap, dtype=np.int64)
-    ev_units = np.empty(cap)
-    ev_cash = np.empty(cap)
+    room = 64 * LANES
+    ev_bar = np.empty(room, dtype=np.int64)
+    ev_lane = np.empty(room, dtype=np.int64)
+    ev_units = np.empty(room)
+    ev_cash = np.empty(room)
     m = 0
     for j in range(rows):
-        got = _fills(opens, targets[j], start, max_leverage, commission, slippage,
+        got = _fills(opens, targets[j], start, max_leverage, commission, slippage, impact, cap,
                      initial_equity, books[j], row_bar, row_units, row_cash)  # fmt: skip
         if got < 0:
             return j
-        if m + got > cap:
-            cap = max(2 * cap, m + got)
-            ev_bar = _grow_int(ev_bar, cap, m)
-            ev_lane = _grow_int(ev_lane, cap, m)
-            ev_units = _grow(ev_units, cap, m)
-            ev_cash = _grow(ev_cash, cap, m)
+        if m + got > room:
+            room = max(2 * room, m + got)
+            ev_bar = _grow_int(ev_bar, room, m)
+            ev_lane = _grow_int(ev_lane, room, m)
+            ev_units = _grow(ev_units, room, m)
+            ev_cash = _grow(ev_cash, room, m)
         for q in range(got):
             ev_bar[m + q] = row_bar[q]
             ev_lane[m + q] = j
@@ -442,8 +460,8 @@ def _group(
     # Step 3: finish; ruined rows are re-run exactly.
     for j in range(rows):
         if ruin[j]:
-            _run(opens, closes, targets[j], start, max_leverage, commission, slippage,
-                 initial_equity, ppy, out[j])  # fmt: skip
+            _run(opens, closes, targets[j], start, max_leverage, commission, slippage, impact,
+                 cap, initial_equity, ppy, out[j])  # fmt: skip
             continue
         if units[j] != 0.0:
             _close_trade(books[j], prev[j])
@@ -480,6 +498,29 @@ def sweep_block(
     out: np.ndarray,
     min_vector: int = MIN_VECTOR,
 ) -> int:
+    """:func:`sweep_block_costs` with flat costs (no impact, no participation cap)."""
+    n = len(opens)
+    return sweep_block_costs(opens, closes, targets, start, max_leverage, commission, slippage,
+                             np.zeros(n), np.full(n, np.inf), initial_equity, ppy, out,
+                             min_vector)  # fmt: skip
+
+
+@njit(**_JIT)
+def sweep_block_costs(
+    opens: np.ndarray,
+    closes: np.ndarray,
+    targets: np.ndarray,
+    start: int,
+    max_leverage: float,
+    commission: float,
+    slippage: float,
+    impact: np.ndarray,
+    cap: np.ndarray,
+    initial_equity: float,
+    ppy: float,
+    out: np.ndarray,
+    min_vector: int = MIN_VECTOR,
+) -> int:
     """Backtest every row of ``targets`` and write its metrics (``METRIC_KEYS`` order) to ``out``.
 
     Args:
@@ -492,6 +533,8 @@ def sweep_block(
         max_leverage: Targets are clipped to ``[-max_leverage, max_leverage]``.
         commission: Commission rate.
         slippage: Slippage as a fraction of the open.
+        impact: Impact term per evaluated bar (``costs.CostTerms``; zeros for flat costs).
+        cap: Participation cap in units per evaluated bar (``inf`` for flat costs).
         initial_equity: Starting cash.
         ppy: Periods per year.
         out: ``(n_rows, N_METRICS)`` output.
@@ -506,13 +549,13 @@ def sweep_block(
         hi = min(lo + LANES, total)
         if hi - lo >= min_vector:
             bad = _group(opens, closes, targets[lo:hi], start, max_leverage, commission,
-                         slippage, initial_equity, ppy, out[lo:hi])  # fmt: skip
+                         slippage, impact, cap, initial_equity, ppy, out[lo:hi])  # fmt: skip
             if bad >= 0:
                 return lo + bad
             continue
         for i in range(lo, hi):
             if _has_nan(targets[i], start, start + n):
                 return i
-            _run(opens, closes, targets[i], start, max_leverage, commission, slippage,
-                 initial_equity, ppy, out[i])  # fmt: skip
+            _run(opens, closes, targets[i], start, max_leverage, commission, slippage, impact,
+                 cap, initial_equity, ppy, out[i])  # fmt: skip
     return -1

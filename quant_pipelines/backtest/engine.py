@@ -9,11 +9,11 @@ from quant_pipelines.backtest._assemble import collect_metrics, metrics_dict
 from quant_pipelines.backtest._core import simulate
 from quant_pipelines.backtest._frame import float_columns
 from quant_pipelines.backtest._trades import RunEnds
-from quant_pipelines.backtest.fills import Costs
+from quant_pipelines.backtest.costs import CostModel, CostTerms, FlatCosts, cost_model
 from quant_pipelines.backtest.metrics import resolve_periods_per_year
 from quant_pipelines.backtest.result import BacktestResult
 
-DEFAULT_COSTS = Costs()
+DEFAULT_COSTS = FlatCosts()
 DEFAULT_MAX_LEVERAGE = 1.0
 
 
@@ -76,11 +76,26 @@ def target_array(
     return np.clip(arr, -max_leverage, max_leverage)
 
 
+def cost_terms(costs: CostModel, bars: pd.DataFrame, closes: np.ndarray) -> CostTerms | None:
+    """The per-bar terms of a volume-share model on ``bars`` (None for flat costs).
+
+    Raises:
+        TypeError: If ``costs`` is not a cost model.
+        ValueError: If the model needs a volume column the bars lack, or volume is invalid.
+    """
+    if not cost_model(costs).needs_volume:
+        return None
+    if "volume" not in bars.columns:
+        raise ValueError(f"bars have no 'volume' column, which {type(costs).__name__} need")
+    (volume,) = float_columns(bars, ("volume",))
+    return costs.terms(volume, closes, index=bars.index)
+
+
 def run_backtest(
     bars: pd.DataFrame,
     positions: pd.Series | np.ndarray | list[float],
     *,
-    costs: Costs = DEFAULT_COSTS,
+    costs: CostModel = DEFAULT_COSTS,
     initial_equity: float = 100_000.0,
     periods_per_year: float | None = None,
     asset_class: str | None = None,
@@ -91,14 +106,17 @@ def run_backtest(
     ``positions[t]`` is the target exposure (fraction of equity; negative = short) decided at
     bar t's close. It is filled at bar t+1's open with slippage against the trader and a
     commission on traded notional (see :mod:`quant_pipelines.backtest.fills`); the target of the
-    last bar is never filled. The overnight gap is earned with the old holding, the intraday
-    move with the new one. Equity is marked at every close; at zero or below the book goes flat
-    for good.
+    last bar is never filled. With :class:`~quant_pipelines.backtest.costs.VolumeShareCosts`
+    the slippage grows with the traded share of trailing volume, and an order beyond the
+    participation cap fills in parts at the following opens. The overnight gap is earned with
+    the old holding, the intraday move with the new one. Equity is marked at every close; at
+    zero or below the book goes flat for good.
 
     Args:
         bars: Bars in the project's schema (``open`` and ``close`` are used).
         positions: Target exposure per bar: a Series on ``bars.index`` or a same-length array.
-        costs: Commission and slippage.
+        costs: The cost model: :class:`~quant_pipelines.backtest.costs.FlatCosts` or
+            :class:`~quant_pipelines.backtest.costs.VolumeShareCosts` (reads ``volume``).
         initial_equity: Starting cash.
         periods_per_year: Annualisation factor; overrides ``asset_class``.
         asset_class: "equity" (252), "crypto" (365), "fx" (260), ...; 252 when both are None.
@@ -108,9 +126,10 @@ def run_backtest(
         The :class:`BacktestResult`.
 
     Raises:
-        TypeError: If bars or positions have the wrong type.
+        TypeError: If bars, positions or costs have the wrong type.
         ValueError: On empty or invalid bars, misaligned or NaN positions, or bad parameters.
     """
+    cost_model(costs)
     o, c = bar_arrays(bars)
     index = bars.index
     targets = target_array(positions, index, max_leverage)
@@ -124,6 +143,7 @@ def run_backtest(
         commission=costs.commission,
         slippage=costs.slippage,
         initial_equity=float(initial_equity),
+        terms=cost_terms(costs, bars, c),
     )
     n = len(o)
     rb = path.ruin_bar

@@ -13,16 +13,19 @@ actions give the same equity in the backtester, the sweep and the simulator):
 * Equity is marked at every close. If equity at an open or a close is zero or below, the book is
   ruined: it goes flat (units 0, cash 0, equity 0) and stays flat.
 
-:func:`fill_at_open` is the one implementation of the fill arithmetic, compiled with numba so
-that the engine's change-point loop (``_core.fill_loop``) and the sweep's kernel
-(``_sweep_kernel``) call it from their compiled loops; :func:`rebalance` is its Python face and
-:class:`Book` applies it bar by bar with the in-force-target and ruin rules. The tests pin the
-consumers together: a simulator stepping a :class:`Book` reproduces ``run_backtest``'s equity
-bit for bit.
+:func:`fill_order` is the one implementation of the fill arithmetic, for every cost model
+(:mod:`quant_pipelines.backtest.costs`: flat costs are zero impact and no participation cap,
+volume-share costs add the square-root impact and the cap, an order the cap cuts carrying to
+the next open). It is compiled with numba so that the engine's loops (``_core``), the sweep's
+kernel (``_sweep_kernel``), the portfolio engine (``portfolio._kernel``) and the simulator call
+it from their compiled loops; :func:`fill_at_open` is its flat-cost form; :func:`rebalance` is
+its Python face and :class:`Book` applies it bar by bar with the in-force-target, pending-order
+and ruin rules. The tests pin the consumers together: a simulator stepping a :class:`Book`
+reproduces ``run_backtest``'s equity bit for bit.
 
-:func:`fill_at_open` is inlined into its compiled callers (``inline="always"``: a plain call
-cost the sweep about 10%). numba's on-disk cache is keyed on each caller's own source file, so
-after editing :func:`fill_at_open`, delete the cached machine code
+:func:`fill_order` and :func:`fill_at_open` are inlined into their compiled callers
+(``inline="always"``: a plain call cost the sweep about 10%). numba's on-disk cache is keyed on
+each caller's own source file, so after editing them, delete the cached machine code
 (``find quant_pipelines -name '*.nb[ic]' -delete``) or the kernels keep the old arithmetic; the
 simulator parity test, which runs the Python form against ``run_backtest``, fails if they do.
 """
@@ -30,39 +33,25 @@ simulator parity test, which runs the Python form against ``run_backtest``, fail
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from numba import njit
 
-#: Compile options shared by the backtest's numba code: machine code cached in
-#: ``__pycache__``; ``fastmath`` off, so IEEE operations and their order are kept exactly;
-#: ``error_model="numpy"`` drops Python's divide-by-zero checks (no division here can raise).
-JIT_OPTIONS: dict[str, bool | str] = {"cache": True, "nogil": True, "error_model": "numpy"}
+from quant_pipelines.backtest._jit import JIT_OPTIONS
+from quant_pipelines.backtest.costs import CostModel, Costs, FlatCosts, VolumeShareCosts
 
-
-@dataclass(frozen=True)
-class Costs:
-    """Trading costs.
-
-    Attributes:
-        commission: Commission as a fraction of traded notional (0.001 = 10 bps).
-        slippage_bps: Slippage in basis points of the open price, always against the trader.
-    """
-
-    commission: float = 0.001
-    slippage_bps: float = 2.0
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.commission) and 0.0 <= self.commission < 1.0):
-            raise ValueError(f"commission must be in [0, 1), got {self.commission!r}")
-        if not (math.isfinite(self.slippage_bps) and 0.0 <= self.slippage_bps < 10_000.0):
-            raise ValueError(f"slippage_bps must be in [0, 10000), got {self.slippage_bps!r}")
-
-    @property
-    def slippage(self) -> float:
-        """Slippage as a fraction of the price (``slippage_bps / 10_000``)."""
-        return self.slippage_bps * 1e-4
+__all__ = [
+    "JIT_OPTIONS",
+    "Book",
+    "CostModel",
+    "Costs",
+    "Fill",
+    "FlatCosts",
+    "VolumeShareCosts",
+    "fill_at_open",
+    "fill_order",
+    "rebalance",
+]
 
 
 class Fill(NamedTuple):
@@ -84,6 +73,69 @@ class Fill(NamedTuple):
 
 
 @njit(inline="always", **JIT_OPTIONS)
+def fill_order(
+    units: float,
+    cash: float,
+    target: float,
+    open_price: float,
+    equity: float,
+    commission: float,
+    up: float,
+    down: float,
+    impact: float,
+    cap: float,
+) -> tuple[float, float, float, float, bool, bool]:
+    """The fill arithmetic of every cost model: trade ``units`` towards ``target`` at an open.
+
+    The order's size is set at the base prices: the buy price ``open * up`` is tried first; if
+    it does not give more units than held, the sell price ``open * down``; if that does not give
+    fewer units either, nothing trades and the order is done. Then at most ``cap`` units fill
+    (the rest of the order is left for the next open), and the traded ``q`` units move the
+    price by ``open * impact * sqrt(q)`` against the trader (:mod:`~quant_pipelines.backtest.costs`;
+    a sale never fetches a negative price). With ``impact = 0`` and ``cap = inf`` (flat costs)
+    this is exactly the flat fill: the extra branches are not taken.
+
+    Args:
+        units: Units held before the open.
+        cash: Cash before the open.
+        target: Target exposure (already clipped).
+        open_price: The bar's open.
+        equity: Pre-fill equity, ``cash + units * open_price`` for one instrument (a portfolio
+            passes its whole pre-fill equity).
+        commission: Commission rate.
+        up: ``1 + slippage``.
+        down: ``1 - slippage``.
+        impact: Impact per square-root unit (``CostTerms.impact``; 0 for flat costs).
+        cap: Most units this fill may trade (``CostTerms.cap``; ``inf`` for flat costs).
+
+    Returns:
+        New units, new cash, fill price (the open when nothing traded), commission, whether
+        anything traded, and whether part of the order is left (the cap bound).
+    """
+    price = open_price * up
+    new_units = target * equity / price
+    buying = new_units > units
+    if not buying:
+        price = open_price * down
+        new_units = target * equity / price
+        if not new_units < units:  # inside the slippage band, or no change at all: no trade
+            return units, cash, open_price, 0.0, False, False
+    traded = new_units - units
+    partial = False
+    if abs(traded) > cap:
+        partial = True
+        if not cap > 0.0:  # no volume to trade against: the order waits
+            return units, cash, open_price, 0.0, False, True
+        traded = cap if buying else -cap
+        new_units = units + traded
+    if impact > 0.0:
+        x = impact * math.sqrt(abs(traded))
+        price = open_price * (up + x) if buying else open_price * max(down - x, 0.0)
+    fee = commission * abs(traded) * price
+    return new_units, cash - traded * price - fee, price, fee, True, partial
+
+
+@njit(inline="always", **JIT_OPTIONS)
 def fill_at_open(
     units: float,
     cash: float,
@@ -94,54 +146,50 @@ def fill_at_open(
     up: float,
     down: float,
 ) -> tuple[float, float, float, float, bool]:
-    """The fill arithmetic: trade ``units`` to ``target`` at an open (compiled).
-
-    The buy price ``open * up`` is tried first; if it does not give more units than held, the
-    sell price ``open * down``; if that does not give fewer units either, nothing trades.
-
-    Args:
-        units: Units held before the open.
-        cash: Cash before the open.
-        target: Target exposure (already clipped).
-        open_price: The bar's open.
-        equity: Pre-fill equity, ``cash + units * open_price`` (callers have it at hand).
-        commission: Commission rate.
-        up: ``1 + slippage``.
-        down: ``1 - slippage``.
+    """:func:`fill_order` with flat costs (no impact, no cap), compiled.
 
     Returns:
         New units, new cash, fill price (the open when nothing traded), commission, and
         whether anything traded.
     """
-    price = open_price * up
-    new_units = target * equity / price
-    if not new_units > units:
-        price = open_price * down
-        new_units = target * equity / price
-        if not new_units < units:  # inside the slippage band, or no change at all: no trade
-            return units, cash, open_price, 0.0, False
-    traded = new_units - units
-    fee = commission * abs(traded) * price
-    return new_units, cash - traded * price - fee, price, fee, True
+    u, c, p, fee, traded, _ = fill_order(
+        units, cash, target, open_price, equity, commission, up, down, 0.0, math.inf
+    )
+    return u, c, p, fee, traded
 
 
 # Python callers fill one bar at a time: they run the same function's interpreted form, which
 # costs a third of a call through numba's dispatcher and gives the same IEEE results.
-_fill_at_open_py = fill_at_open.py_func
+_fill_order_py = fill_order.py_func
 
 
 def _fill(
-    units: float, cash: float, target: float, open_price: float, rate: float, slip: float
-) -> Fill:
+    units: float,
+    cash: float,
+    target: float,
+    open_price: float,
+    costs: CostModel,
+    impact: float = 0.0,
+    cap: float = math.inf,
+) -> tuple[Fill, bool]:
     equity = cash + units * open_price
-    new_units, new_cash, price, fee, _ = _fill_at_open_py(
-        units, cash, target, open_price, equity, rate, 1.0 + slip, 1.0 - slip
-    )
-    return Fill(new_units, new_cash, price, fee, equity)
+    slip = costs.slippage
+    new_units, new_cash, price, fee, _, partial = _fill_order_py(
+        units, cash, target, open_price, equity, costs.commission, 1.0 + slip, 1.0 - slip,
+        impact, cap,
+    )  # fmt: skip
+    return Fill(new_units, new_cash, price, fee, equity), partial
 
 
 def rebalance(
-    units: float, cash: float, target: float, open_price: float, costs: Costs | None = None
+    units: float,
+    cash: float,
+    target: float,
+    open_price: float,
+    costs: CostModel | None = None,
+    *,
+    impact: float = 0.0,
+    cap: float = math.inf,
 ) -> Fill:
     """Trade a book to a target exposure at an open price.
 
@@ -155,14 +203,15 @@ def rebalance(
         target: Target exposure, a fraction of equity (-1 = fully short, 2 = 2x long).
         open_price: The bar's open price (> 0).
         costs: Commission and slippage; ``Costs()`` when None.
+        impact: This bar's impact term (``CostTerms.impact`` of the decision bar).
+        cap: This bar's participation cap in units (``CostTerms.cap`` of the decision bar).
 
     Returns:
         The :class:`Fill`: new units, new cash, fill price, commission and pre-fill equity.
     """
     c = costs if costs is not None else Costs()
-    return _fill(
-        float(units), float(cash), float(target), float(open_price), c.commission, c.slippage
-    )
+    fill, _ = _fill(float(units), float(cash), float(target), float(open_price), c, impact, cap)
+    return fill
 
 
 class Book:
@@ -172,15 +221,22 @@ class Book:
     bar's open and marks the book at this bar's close. For bar 0 pass ``target=0.0``: the first
     target a strategy (or policy) decides is at bar 0's close and fills at bar 1's open.
 
+    With :class:`~quant_pipelines.backtest.costs.VolumeShareCosts`, pass each fill the terms of
+    the decision bar: ``terms = costs.terms(volume, closes)``, then at bar k
+    ``step(target, open[k], close[k], impact=terms.impact[k - 1], cap=terms.cap[k - 1])``. An
+    order the cap cuts stays pending (``pending``) and keeps trading at the next opens until
+    the target is reached or replaced.
+
     Args:
         initial_equity: Starting cash (> 0).
-        costs: Commission and slippage.
+        costs: A cost model (:class:`FlatCosts` when None).
         max_leverage: Targets are clipped to ``[-max_leverage, max_leverage]``.
 
     Attributes:
         units: Units held.
         cash: Cash.
-        target: The target exposure in force (the last one traded to).
+        target: The target exposure in force (the last one ordered).
+        pending: Whether the order for ``target`` is only partly filled.
         equity: Equity at the last mark.
         ruined: True once equity reached zero or below; the book then stays flat at 0.
     """
@@ -189,7 +245,7 @@ class Book:
         self,
         *,
         initial_equity: float = 100_000.0,
-        costs: Costs | None = None,
+        costs: CostModel | None = None,
         max_leverage: float = 1.0,
     ) -> None:
         if not (math.isfinite(initial_equity) and initial_equity > 0):
@@ -201,6 +257,7 @@ class Book:
         self.units = 0.0
         self.cash = float(initial_equity)
         self.target = 0.0
+        self.pending = False
         self.equity = float(initial_equity)
         self.ruined = False
 
@@ -213,20 +270,24 @@ class Book:
 
     def _ruin(self) -> None:
         self.units, self.cash, self.equity, self.target, self.ruined = 0.0, 0.0, 0.0, 0.0, True
+        self.pending = False
 
-    def open(self, target: float, open_price: float) -> Fill | None:
-        """Apply a target at an open; returns the fill, or None when nothing was traded."""
+    def open(
+        self, target: float, open_price: float, *, impact: float = 0.0, cap: float = math.inf
+    ) -> Fill | None:
+        """Apply a target at an open; returns the fill, or None when nothing was ordered.
+
+        ``impact`` and ``cap`` are the decision bar's cost terms (flat costs: leave them).
+        """
         if self.ruined:
             return None
         t = self.clip(target)
         if self.cash + self.units * open_price <= 0.0:
             self._ruin()
             return None
-        if t == self.target:
+        if t == self.target and not self.pending:
             return None
-        fill = _fill(
-            self.units, self.cash, t, open_price, self.costs.commission, self.costs.slippage
-        )
+        fill, self.pending = _fill(self.units, self.cash, t, open_price, self.costs, impact, cap)
         self.units, self.cash, self.target = fill.units, fill.cash, t
         return fill
 
@@ -239,16 +300,26 @@ class Book:
             self._ruin()
         return self.equity
 
-    def step(self, target: float, open_price: float, close_price: float) -> float:
-        """Fill ``target`` at ``open_price`` (if it changed), then mark at ``close_price``.
+    def step(
+        self,
+        target: float,
+        open_price: float,
+        close_price: float,
+        *,
+        impact: float = 0.0,
+        cap: float = math.inf,
+    ) -> float:
+        """Fill ``target`` at ``open_price`` (if it changed or is pending), mark at the close.
 
         Args:
             target: The target exposure decided at the previous bar's close.
             open_price: This bar's open.
             close_price: This bar's close.
+            impact: The previous bar's impact term (volume-share costs).
+            cap: The previous bar's participation cap in units (volume-share costs).
 
         Returns:
             Equity at this bar's close.
         """
-        self.open(target, open_price)
+        self.open(target, open_price, impact=impact, cap=cap)
         return self.mark(close_price)

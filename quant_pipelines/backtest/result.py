@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from quant_pipelines.backtest._trades import TradeArrays
-from quant_pipelines.backtest.fills import Costs
+from quant_pipelines.backtest.costs import CostModel
 
 TRADE_COLUMNS: tuple[str, ...] = (
     "entry_ts",
@@ -48,7 +48,7 @@ class BacktestResult:
         equity: np.ndarray,
         trades: TradeArrays,
         metrics: dict[str, float | int],
-        costs: Costs,
+        costs: CostModel,
         initial_equity: float,
         periods_per_year: float,
         max_leverage: float,

@@ -10,8 +10,13 @@ import pandas as pd
 
 from quant_pipelines.backtest._assemble import INT_METRICS, METRIC_KEYS
 from quant_pipelines.backtest._sweep_core import sweep_metrics
-from quant_pipelines.backtest.engine import DEFAULT_COSTS, DEFAULT_MAX_LEVERAGE, bar_arrays
-from quant_pipelines.backtest.fills import Costs
+from quant_pipelines.backtest.costs import CostModel
+from quant_pipelines.backtest.engine import (
+    DEFAULT_COSTS,
+    DEFAULT_MAX_LEVERAGE,
+    bar_arrays,
+    cost_terms,
+)
 from quant_pipelines.backtest.metrics import resolve_periods_per_year
 from quant_pipelines.backtest.strategies import IndicatorCache, Strategy, get_strategy
 
@@ -21,7 +26,7 @@ def sweep(
     strategy: str | Strategy,
     param_sets: Sequence[Mapping[str, Any]],
     *,
-    costs: Costs = DEFAULT_COSTS,
+    costs: CostModel = DEFAULT_COSTS,
     initial_equity: float = 100_000.0,
     periods_per_year: float | None = None,
     asset_class: str | None = None,
@@ -41,7 +46,8 @@ def sweep(
         bars: Bars in the project's schema.
         strategy: A strategy name or instance.
         param_sets: Parameter overrides, one mapping per set (defaults fill the rest).
-        costs: Commission and slippage.
+        costs: The cost model (flat, or volume-share: its trailing ADV and volatility are
+            computed on the evaluated bars, as ``run_backtest`` on them does).
         initial_equity: Starting cash.
         periods_per_year: Annualisation factor; overrides ``asset_class``.
         asset_class: "equity", "crypto", "fx", ... (252 when both are None).
@@ -67,6 +73,9 @@ def sweep(
     history = bars.iloc[:end]
     window = bars.iloc[start:end]
     o, c = bar_arrays(window)
+    terms = cost_terms(costs, window, c)
+    if terms is None:
+        terms = costs.terms(None, c)
     ppy = resolve_periods_per_year(periods_per_year, asset_class)
     if not (np.isfinite(max_leverage) and max_leverage > 0):
         raise ValueError(f"max_leverage must be a positive number, got {max_leverage!r}")
@@ -83,6 +92,7 @@ def sweep(
         sets,
         start=start,
         costs=costs,
+        terms=terms,
         initial_equity=float(initial_equity),
         periods_per_year=ppy,
         max_leverage=float(max_leverage),

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from quant_pipelines.backtest.costs import CostModel
 from quant_pipelines.backtest.engine import DEFAULT_COSTS, DEFAULT_MAX_LEVERAGE, bar_arrays
-from quant_pipelines.backtest.fills import Costs
 from quant_pipelines.backtest.metrics import resolve_periods_per_year
 from quant_pipelines.backtest.strategies import Strategy, get_strategy
 from quant_pipelines.backtest.sweep import sweep
@@ -95,7 +95,7 @@ def walk_forward(
     train_frac: float = 0.5,
     purge: int = 0,
     objective: str = "sharpe",
-    costs: Costs = DEFAULT_COSTS,
+    costs: CostModel = DEFAULT_COSTS,
     initial_equity: float = 100_000.0,
     periods_per_year: float | None = None,
     asset_class: str | None = None,
