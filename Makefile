@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/dagster_home
 PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: install demo test lint format dev bench browser-deps mongo-start mongo-stop mongo-status clean
+.PHONY: install demo test lint format dev bench bench-peers browser-deps mongo-start mongo-stop mongo-status clean
 
 install: $(STAMP)
 
@@ -43,8 +43,19 @@ dev: install
 	$(BIN)/quant-pipelines mongo start
 	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
-bench: install
+bench: install bench-peers
 	$(BIN)/quant-pipelines bench
+
+# Peers the benchmarks compare with, in their own venv (vectorbt pulls ipython and plotly),
+# with the pandas and numpy of .venv. bench/portfolio.py runs vectorbt from here.
+PEERS := .venv-peers
+bench-peers: $(PEERS)/.installed
+$(PEERS)/.installed: constraints.txt | $(STAMP)
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/pip install --quiet --disable-pip-version-check -c constraints.txt vectorbt==1.2.0 \
+		"pandas==$$($(BIN)/python -c 'import pandas; print(pandas.__version__)')" \
+		"numpy==$$($(BIN)/python -c 'import numpy; print(numpy.__version__)')"
+	touch $@
 
 mongo-start: install
 	$(BIN)/quant-pipelines mongo start
@@ -54,4 +65,4 @@ mongo-status: install
 	$(BIN)/quant-pipelines mongo status
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS) .pytest_cache .ruff_cache

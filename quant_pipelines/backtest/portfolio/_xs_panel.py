@@ -14,7 +14,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-REBALANCE_RULES: tuple[str, ...] = ("daily", "weekly", "monthly")
+from quant_pipelines.backtest.portfolio.rebalance import CALENDAR_RULES, calendar_mask
+
+REBALANCE_RULES: tuple[str, ...] = CALENDAR_RULES
+"""The calendar rules a strategy rebalances on (one definition: ``rebalance.calendar_mask``)."""
 
 Rebalance = str | int | Collection[pd.Timestamp]
 
@@ -179,15 +182,7 @@ def rebalance_mask(index: pd.DatetimeIndex, rebalance: Rebalance) -> np.ndarray:
                 f"unknown rebalance rule {rebalance!r}; use one of {list(REBALANCE_RULES)}, "
                 "a bar interval, or a set of dates"
             )
-        if rebalance == "daily" or n == 0:
-            return np.ones(n, dtype=bool)
-        naive = index.tz_convert("UTC").tz_localize(None) if index.tz is not None else index
-        days = naive.to_numpy().astype("datetime64[D]").astype(np.int64)
-        key = (days + 3) // 7 if rebalance == "weekly" else naive.year * 12 + naive.month
-        key = np.asarray(key)
-        out = np.ones(n, dtype=bool)
-        out[1:] = key[1:] != key[:-1]
-        return out
+        return calendar_mask(index, rebalance)
     if isinstance(rebalance, int | np.integer) and not isinstance(rebalance, bool):
         if rebalance < 1:
             raise ValueError(f"rebalance interval must be >= 1 bar, got {rebalance}")

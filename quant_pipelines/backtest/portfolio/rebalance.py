@@ -71,16 +71,41 @@ def rebalance_plan(index: pd.Index, rebalance: Rebalance) -> tuple[int, np.ndarr
         )
     if rebalance == "on_change":
         return ON_CHANGE, none, 0.0
-    if rebalance == "daily" or n == 0:
-        return SCHEDULE, np.ones(n, dtype=np.bool_), 0.0
+    return SCHEDULE, calendar_mask(index, rebalance), 0.0
+
+
+def calendar_mask(index: pd.Index, rule: str) -> np.ndarray:
+    """The bars that start a calendar period: the one definition of the calendar rules.
+
+    The portfolio engine's schedule and the portfolio strategies' rebalance dates
+    (``_xs_panel.rebalance_mask``) both come from here. A bar is known to start its period
+    at its own close, so the mask reads no future timestamp.
+
+    Args:
+        index: The bars' timestamps.
+        rule: ``"daily"`` (every bar), ``"weekly"`` or ``"monthly"`` (the first bar and the
+            first bar of each calendar week, Monday-based, or month, in UTC dates).
+
+    Returns:
+        A boolean array, one value per bar.
+
+    Raises:
+        ValueError: For a rule not in :data:`CALENDAR_RULES`, or weekly / monthly on an index
+            without dates.
+    """
+    if rule not in CALENDAR_RULES:
+        raise ValueError(f"unknown calendar rule {rule!r}; use one of {list(CALENDAR_RULES)}")
+    n = len(index)
+    if rule == "daily" or n == 0:
+        return np.ones(n, dtype=np.bool_)
     if not isinstance(index, pd.DatetimeIndex):
-        raise ValueError(f"rebalance={rebalance!r} needs bars on a DatetimeIndex")
+        raise ValueError(f"rebalance={rule!r} needs bars on a DatetimeIndex")
     naive = index.tz_convert("UTC").tz_localize(None) if index.tz is not None else index
-    if rebalance == "weekly":
+    if rule == "weekly":
         days = naive.to_numpy().astype("datetime64[D]").astype(np.int64)
         key = (days + 3) // 7  # 1970-01-01 was a Thursday: weeks start on Mondays
     else:
         key = np.asarray(naive.year * 12 + naive.month)
     decide = np.ones(n, dtype=np.bool_)
     decide[1:] = key[1:] != key[:-1]
-    return SCHEDULE, decide, 0.0
+    return decide
