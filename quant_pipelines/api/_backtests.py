@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pymongo.database import Database
 
@@ -52,22 +52,51 @@ def _error(loc: str, kind: str, msg: str, value: Any, **ctx: Any) -> dict[str, A
     return {"type": kind, "loc": ("body", loc), "msg": msg, "input": value, "ctx": ctx}
 
 
-def _check_domain(body: OptimizeRequest, ctx: ApiContext) -> list[str]:
-    """Checks the strategy and the symbols against the registry and the universe.
+def _portfolio_strategy(body: OptimizeRequest, known: list[str]) -> tuple[str | None, int]:
+    """The portfolio strategy a request names (None: a single-asset study) and the fewest
+    symbols it needs; ``("", 0)`` when the name is unknown."""
+    from quant_pipelines.backtest.portfolio.strategies import (
+        PORTFOLIO_STRATEGIES,
+        SIGNAL_PREFIX,
+    )
+
+    name = body.strategy
+    if name in known and not body.portfolio:
+        return None, 1
+    if name in known:
+        name = f"{SIGNAL_PREFIX}{name}"
+    found = PORTFOLIO_STRATEGIES.get(name)
+    return (name, found.min_symbols) if found is not None else ("", 0)
+
+
+def _check_domain(body: OptimizeRequest, ctx: ApiContext) -> tuple[list[str], str | None]:
+    """Checks the strategy and the symbols against the registries and the universe.
 
     Returns:
-        The symbols with their canonical names.
+        The symbols with their canonical names (a ``universe`` request: every symbol of
+        that asset class), and the portfolio strategy (None for a single-asset study).
 
     Raises:
         RequestValidationError: Unknown strategy (listing the known ones), unknown symbols
-            (naming them), or duplicate symbols.
+            (naming them), duplicate symbols, or a universe too small for a cross-sectional
+            portfolio strategy.
     """
+    from quant_pipelines.backtest.portfolio.strategies import list_portfolio_strategies
+
     errors = []
     known = list(ctx.strategies())
-    if body.strategy not in known:
-        msg = f"unknown strategy {body.strategy!r}; known strategies: {', '.join(known)}"
-        errors.append(_error("strategy", "unknown_strategy", msg, body.strategy, known=known))
-    unknown = [s for s in body.symbols if s not in ctx.universe]
+    portfolio, min_symbols = _portfolio_strategy(body, known)
+    if portfolio == "":
+        every = [*known, *(s for s in list_portfolio_strategies() if s not in known)]
+        msg = (
+            f"unknown strategy {body.strategy!r}; known strategies (single-asset and "
+            f"portfolio): {', '.join(every)}"
+        )
+        errors.append(_error("strategy", "unknown_strategy", msg, body.strategy, known=every))
+    requested = list(body.symbols)
+    if body.universe is not None:
+        requested = [s.name for s in ctx.universe.by_asset_class(body.universe)]
+    unknown = [s for s in requested if s not in ctx.universe]
     if unknown:
         names = list(ctx.universe.names)
         msg = f"symbols not in the universe: {', '.join(unknown)}; known: {', '.join(names)}"
@@ -76,16 +105,31 @@ def _check_domain(body: OptimizeRequest, ctx: ApiContext) -> list[str]:
         )
         canonical = []
     else:
-        canonical = [ctx.universe.get(s).name for s in body.symbols]
+        canonical = [ctx.universe.get(s).name for s in requested]
         duplicates = sorted({s for s in canonical if canonical.count(s) > 1})
         if duplicates:
             msg = f"symbols listed more than once: {', '.join(duplicates)}"
             errors.append(
                 _error("symbols", "duplicate_symbols", msg, body.symbols, duplicates=duplicates)
             )
+        elif portfolio and len(canonical) < min_symbols:
+            where = f"universe {body.universe!r}" if body.universe else "symbols"
+            msg = (
+                f"{portfolio} is cross-sectional and needs at least {min_symbols} symbols; "
+                f"the {where} has {len(canonical)}: {', '.join(canonical) or 'none'}"
+            )
+            errors.append(
+                _error(
+                    "universe" if body.universe else "symbols",
+                    "too_few_symbols",
+                    msg,
+                    body.universe or body.symbols,
+                    min_symbols=min_symbols,
+                )
+            )
     if errors:
         raise RequestValidationError(errors)
-    return canonical
+    return canonical, portfolio
 
 
 def _quota(
@@ -122,14 +166,18 @@ def request_optimization(
     """Records the request as ``queued``; the Dagster sensor launches (or defers) its run.
 
     The requester (``requested_by``) is the API key's name; the key's quotas apply (429)."""
-    symbols = _check_domain(body, ctx)
+    symbols, portfolio = _check_domain(body, ctx)
     wf = body.walk_forward_config()
-    params = body.model_dump(mode="json", exclude={"walk_forward", "validation"})
+    params = body.model_dump(
+        mode="json", exclude={"walk_forward", "validation", "portfolio", "universe"}
+    )
     params.update(
         symbols=symbols,
         walk_forward=wf.model_dump() if wf else False,
         validation=body.validation_method(),
     )
+    if portfolio is not None:  # single-asset requests keep their stored shape
+        params.update(portfolio=True, portfolio_strategy=portfolio, universe=body.universe)
     asset_classes = sorted({ctx.universe.get(s).asset_class for s in symbols})
     db = ctx.database()
     replay = idempotency_key is not None and get_request(db, request_id_for_key(idempotency_key))
@@ -223,3 +271,30 @@ def leaderboard(
         "limit": limit,
         "entries": [document(r) for r in rows],
     }
+
+
+@router.get(
+    "/backtests/studies/{study_name}/portfolio_backtest",
+    dependencies=[Depends(require_read)],
+    summary="A portfolio study's selected trial backtested: metrics, contributions, equity",
+    responses={404: {"description": "Unknown study, or no portfolio_backtest attached yet"}},
+)
+def study_portfolio_backtest(
+    study_name: Annotated[str, Path(max_length=200)],
+    db: Annotated[Database, Depends(database)],
+    image: Annotated[bool, Query(description="The equity PNG instead of the JSON.")] = False,
+) -> Any:
+    """The ``portfolio_backtest`` the leaderboard attached to a portfolio study: its metrics,
+    the contribution of each symbol, the equity and the equal-weight benchmark per bar (the
+    equity PNG with ``?image=true``)."""
+    study = _studies.get_study(db, study_name)
+    found = (study or {}).get("portfolio_backtest")
+    if not found:
+        raise HTTPException(
+            404,
+            detail=f"no portfolio_backtest for study {study_name!r} (not a portfolio "
+            "study, or the leaderboard has not run since it finished)",
+        )
+    if image:
+        return Response(content=bytes(found["png"]), media_type="image/png")
+    return document({k: v for k, v in found.items() if k != "png"})

@@ -21,6 +21,7 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 OBJECTIVES = ("sharpe", "sortino", "calmar", "total_return", "multi", "regime_robust")
@@ -106,9 +107,24 @@ RankBy = Literal["validation", "deflated_sharpe", "in_sample", "holdout"]
 class OptimizeRequest(_Strict):
     """``POST /backtests/optimize``: one Optuna study over a strategy's search space."""
 
-    strategy: StrategyName = Field(description="A registered strategy, e.g. 'sma_crossover'.")
+    strategy: StrategyName = Field(
+        description="A registered strategy, e.g. 'sma_crossover', or a portfolio strategy, "
+        "e.g. 'xs_momentum' (the study is then a portfolio study)."
+    )
     symbols: list[SymbolName] = Field(
-        min_length=1, max_length=MAX_SYMBOLS, description="Symbols of the universe."
+        default_factory=list,
+        max_length=MAX_SYMBOLS,
+        description="Symbols of the universe (at least one, unless 'universe' is given).",
+    )
+    portfolio: bool = Field(
+        False,
+        description="Book every symbol as one portfolio and optimize the portfolio's metric. "
+        "A single-asset strategy then means 'signal_<strategy>' (its targets on every symbol, "
+        "sized by an allocator). Implied by a portfolio strategy's name.",
+    )
+    universe: Literal["equity", "fx", "crypto"] | None = Field(
+        None,
+        description="Instead of 'symbols': every symbol of this asset class of the universe.",
     )
     start: IsoDate = Field(description="First day of the data, 'YYYY-MM-DD' (inclusive).")
     end: IsoDate = Field(description="Last day of the data, 'YYYY-MM-DD' (after start).")
@@ -136,6 +152,14 @@ class OptimizeRequest(_Strict):
         if start is not None and not start < end:
             raise ValueError(f"end ({end}) must be after start ({start})")
         return end
+
+    @model_validator(mode="after")
+    def _symbols_or_universe(self) -> OptimizeRequest:
+        if self.universe is None and not self.symbols:
+            raise ValueError("give 'symbols' (at least one) or a 'universe' (an asset class)")
+        if self.universe is not None and self.symbols:
+            raise ValueError("give 'symbols' or a 'universe', not both")
+        return self
 
     def walk_forward_config(self) -> WalkForwardConfig | None:
         """The folds to use, or None for no folds (``walk_forward: false``)."""
@@ -213,6 +237,8 @@ class LeaderboardRow(BaseModel):
     trial: int
     strategy: str | None = None
     asset_class: str | None = None
+    portfolio: bool = False
+    symbols: list[str] = []
     params: str
     param_values: dict[str, Any]
     in_sample: float | None

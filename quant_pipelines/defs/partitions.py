@@ -19,6 +19,7 @@ import dagster as dg
 import pandas as pd
 
 from quant_pipelines.backtest import list_strategies
+from quant_pipelines.backtest.portfolio.strategies import PORTFOLIO_STRATEGIES
 from quant_pipelines.marketdata import ASSET_CLASSES
 from quant_pipelines.marketdata.calendars import ASSET_CLASS_CALENDARS, non_session_weekdays
 
@@ -78,7 +79,11 @@ def partition_keys_between(asset_class: str, start: str, end: str) -> list[str]:
 #: One study per (strategy, asset class): the registered strategies and the project's classes.
 optimization_partitions = dg.MultiPartitionsDefinition(
     {
-        "strategy": dg.StaticPartitionsDefinition(list(list_strategies())),
+        # Single-asset strategies, then the portfolio strategies that are not a single-asset
+        # signal (``signal_<name>`` studies run on the ``<name>`` partition, portfolio: true).
+        "strategy": dg.StaticPartitionsDefinition(
+            [*list_strategies(), *(s for s in PORTFOLIO_STRATEGIES if not s.startswith("signal_"))]
+        ),
         "asset_class": dg.StaticPartitionsDefinition(list(ASSET_CLASSES)),
     }
 )

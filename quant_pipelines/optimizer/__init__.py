@@ -28,6 +28,7 @@ from quant_pipelines.optimizer.overfitting import (
     probability_of_backtest_overfitting,
     spa_test,
 )
+from quant_pipelines.optimizer.portfolio import PortfolioEvaluator, prepare_portfolio
 from quant_pipelines.optimizer.progress import (
     StudyRecorder,
     StudySummary,
@@ -58,6 +59,7 @@ __all__ = [
     "Evaluator",
     "GateThresholds",
     "PBOResult",
+    "PortfolioEvaluator",
     "SPAResult",
     "StudyRecorder",
     "StudyStatistics",
@@ -75,6 +77,7 @@ __all__ = [
     "make_pruner",
     "make_sampler",
     "prepare",
+    "prepare_portfolio",
     "probability_of_backtest_overfitting",
     "rank_leaderboard",
     "run_study",

@@ -201,7 +201,8 @@ def rank_leaderboard(
 
     Returns:
         Rows sorted by objective then rank: ``objective_name``, ``rank``, ``study``, ``trial``,
-        ``strategy``, ``asset_class``, ``params`` (readable), ``param_values``, ``in_sample``,
+        ``strategy``, ``asset_class``, ``portfolio`` (a portfolio study), ``symbols``,
+        ``params`` (readable), ``param_values``, ``in_sample``,
         ``validation``, ``holdout``, ``rank_value``, ``holdout_sharpe``, ``buy_hold_sharpe``,
         ``deflated_sharpe``, ``pbo``, ``spa_pvalue``, ``max_drawdown``, ``n_trades``,
         ``selected``, ``promoted``, ``reason``, ``cluster_size``, ``rank_by``,
@@ -242,6 +243,8 @@ def _row(
         "trial": int(t["number"]),
         "strategy": study.get("strategy"),
         "asset_class": study.get("asset_class"),
+        "portfolio": bool(study.get("portfolio", False)),
+        "symbols": list(study.get("symbols") or []),
         "params": format_params(t.get("params") or {}),
         "param_values": dict(t.get("params") or {}),
         "_params": dict(t.get("params") or {}),

@@ -161,6 +161,42 @@ class Evaluator:
         """Validation paths per evaluation (pruning steps); 0 without validation."""
         return len(self.data[0].paths)
 
+    @property
+    def symbols(self) -> list[str]:
+        """The symbols, in input order."""
+        return [d.symbol for d in self.data]
+
+    @property
+    def periods_per_year(self) -> float:
+        """Annualisation (the first symbol's)."""
+        return self.data[0].periods_per_year
+
+    def periods(self) -> tuple[list[tuple[Any, Any]], list[tuple[Any, Any]]]:
+        """(in-sample, holdout) first and last timestamps, one pair per symbol."""
+        is_ = [(d.bars.index[0], d.bars.index[d.split - 1]) for d in self.data]
+        oos = [
+            (d.bars.index[d.split], d.bars.index[-1]) for d in self.data if d.split < len(d.bars)
+        ]
+        return is_, oos
+
+    def benchmark_returns(self) -> np.ndarray:
+        """Buy-and-hold's in-sample bar returns (bar 0 left out), averaged over symbols."""
+        return self.returns_of({d.symbol: np.ones(len(d.bars)) for d in self.data})
+
+    def buy_and_hold_sharpe(self, *, holdout: bool) -> float | None:
+        """Buy-and-hold's Sharpe ratio on the in-sample or the holdout bars, averaged over
+        symbols (backtested from flat with the study's costs, like the trials)."""
+        values = []
+        for d in self.data:
+            bars = d.bars.iloc[d.split :] if holdout else d.bars.iloc[: d.split]
+            if len(bars) < 2:
+                continue
+            res = run_backtest(
+                bars, np.ones(len(bars)), costs=self.costs, periods_per_year=d.periods_per_year
+            )
+            values.append(float(res.metrics["sharpe"]))
+        return float(np.mean(values)) if values else None
+
     def targets(self, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Target exposures per symbol over the whole history."""
         p = self.strategy.resolve_params(params)

@@ -17,11 +17,18 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial
 
-from quant_pipelines.backtest import Costs, SearchSpace, get_strategy
+from quant_pipelines.backtest import Costs, SearchSpace
 from quant_pipelines.backtest.engine import DEFAULT_COSTS
+from quant_pipelines.backtest.portfolio.strategies import PortfolioStrategy
 from quant_pipelines.optimizer import _hyperopt
 from quant_pipelines.optimizer._mirror import Mirror
 from quant_pipelines.optimizer.objectives import OBJECTIVES, Evaluation, Evaluator, prepare
+from quant_pipelines.optimizer.portfolio import (
+    PortfolioEvaluator,
+    check_portfolio_options,
+    prepare_portfolio,
+    resolve_strategy,
+)
 from quant_pipelines.optimizer.progress import (
     ProgressClock,
     StudyRecorder,
@@ -89,16 +96,25 @@ def run_study(
     on_progress: Callable[[dict[str, Any]], None] | None = None,
     n_blocks: int = N_BLOCKS,
     spa_reps: int = SPA_REPS,
+    portfolio: bool | None = None,
+    portfolio_options: Mapping[str, Any] | None = None,
 ) -> StudySummary:
     """Optimises a strategy's parameters on in-sample bars; creates or resumes the study.
+
+    A **portfolio study** (a name of ``PORTFOLIO_STRATEGIES``, or ``portfolio=True``) books
+    the whole universe as one portfolio (:mod:`quant_pipelines.optimizer.portfolio`): its
+    objective is the portfolio's metric, the split and the validation paths are on the
+    union calendar of the symbols, and the study and trial documents carry
+    ``"portfolio": True`` and ``"symbols"``.
 
     ``n_trials`` is the study's budget of done (complete or pruned) trials, shared by every
     run and worker on the study: a resumed study runs only what is left, and several workers
     on one study stop together when the budget is reached (each may finish one trial more).
 
     Args:
-        bars: A bar frame, or symbol -> bar frame (metrics are averaged over symbols).
-        strategy: Registered strategy name.
+        bars: A bar frame, or symbol -> bar frame (a single-asset strategy's metrics are
+            averaged over symbols; a portfolio strategy books them as one portfolio).
+        strategy: Registered strategy name, single-asset or portfolio.
         study_name: Study to create, or resume when it exists in ``storage``.
         n_trials: Budget of done trials in the study.
         timeout: Seconds this call may spend optimizing (None = no limit): the run's
@@ -126,6 +142,12 @@ def run_study(
         on_progress: Called with the progress dict after every trial.
         n_blocks: CSCV blocks of the study's PBO.
         spa_reps: Bootstrap draws of the study's SPA test (seeded with ``seed``).
+        portfolio: None: a portfolio study when ``strategy`` is a portfolio strategy. True:
+            always (a single-asset strategy's name means ``signal_<name>``: its targets on
+            every symbol, sized by an allocator). False: never.
+        portfolio_options: Portfolio engine options of a portfolio study: ``rebalance``
+            (default "on_change": every target the strategy decides is traded),
+            ``max_gross_leverage`` (1.0), ``allow_short`` (True).
 
     Returns:
         The :class:`StudySummary`.
@@ -145,19 +167,38 @@ def run_study(
         raise ValueError(f"unknown pruner {pruner!r}; known: {list(PRUNERS)}")
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    strat = get_strategy(strategy)
+    strat = resolve_strategy(strategy, portfolio)
     space = strat.search_space()
     if isinstance(validation, str):
         validation = Validation(method=validation, n_folds=n_folds)
-    data = prepare(
-        bars,
-        oos_fraction=oos_fraction,
-        validation=validation,
-        asset_class=asset_class,
-        periods_per_year=periods_per_year,
-        with_regimes=objective == "regime_robust",
-    )
-    evaluator = Evaluator(strat, data, objective=objective, costs=costs)
+    evaluator: Evaluator | PortfolioEvaluator
+    if isinstance(strat, PortfolioStrategy):
+        universe = prepare_portfolio(
+            bars,
+            oos_fraction=oos_fraction,
+            validation=validation,
+            asset_class=asset_class,
+            periods_per_year=periods_per_year,
+            min_symbols=strat.min_symbols,
+            who=strat.name,
+        )
+        evaluator = PortfolioEvaluator(
+            strat,
+            universe,
+            objective=objective,
+            costs=costs,
+            **check_portfolio_options(portfolio_options),
+        )
+    else:
+        data = prepare(
+            bars,
+            oos_fraction=oos_fraction,
+            validation=validation,
+            asset_class=asset_class,
+            periods_per_year=periods_per_year,
+            with_regimes=objective == "regime_robust",
+        )
+        evaluator = Evaluator(strat, data, objective=objective, costs=costs)
     base = evaluator.evaluate(strat.default_params())
     baseline = {
         "params": base.params,
@@ -171,8 +212,10 @@ def run_study(
         "asset_class": asset_class,
         "objective": objective,
         "engine": engine,
-        "symbols": [d.symbol for d in data],
+        "symbols": evaluator.symbols,
+        "portfolio": isinstance(evaluator, PortfolioEvaluator),
     }
+    in_sample, out_of_sample = evaluator.periods()
     study_doc = {
         **context,
         **(metadata or {}),
@@ -188,11 +231,16 @@ def run_study(
         "baseline": baseline,
         "status": "running",
         "started_at": dt.datetime.now(dt.UTC),
-        "in_sample": [_period(d.bars.index[0], d.bars.index[d.split - 1]) for d in data],
-        "out_of_sample": [
-            _period(d.bars.index[d.split], d.bars.index[-1]) for d in data if d.split < len(d.bars)
-        ],
+        "in_sample": [_period(a, b) for a, b in in_sample],
+        "out_of_sample": [_period(a, b) for a, b in out_of_sample],
     }
+    if isinstance(evaluator, PortfolioEvaluator):
+        study_doc["portfolio_options"] = {
+            "rebalance": str(evaluator.rebalance),
+            "max_gross_leverage": evaluator.max_gross_leverage,
+            "allow_short": evaluator.allow_short,
+        }
+        study_doc["periods_per_year"] = evaluator.periods_per_year
 
     def statistics(records: Sequence[TrialRecord]) -> StudyStatistics:
         return study_statistics(evaluator, records, n_blocks=n_blocks, spa_reps=spa_reps, seed=seed)
@@ -239,7 +287,7 @@ def _period(start: pd.Timestamp, end: pd.Timestamp) -> dict[str, Any]:
 
 
 def _run_optuna(
-    evaluator: Evaluator,
+    evaluator: Evaluator | PortfolioEvaluator,
     space: SearchSpace,
     *,
     study_name: str,
@@ -279,13 +327,15 @@ def _run_optuna(
     prunable = pruner != "none" and not multi
     # The MongoDB journal defers a running trial's params (``defer_trial_logs``): write them
     # as soon as they are sampled, so that a trial whose worker dies mid-evaluation is
-    # re-queued with its own params (one journal write per trial). Duck-typed: the runner
-    # does not know the storage; a no-op for the others.
-    flush_params = getattr(storage, "flush", None) or (lambda: None)
+    # re-queued with its own params (one journal write per trial, in the background while
+    # the objective runs). Duck-typed: the runner does not know the storage; a no-op for
+    # the others.
+    flush = getattr(storage, "flush", None)
 
     def fn(trial: optuna.Trial) -> float | list[float]:
         params = suggest(trial, space)
-        flush_params()  # before the evaluation: see flush_params above
+        if flush is not None:
+            flush(wait=False)  # before the evaluation: see flush above
 
         def report(value: float, step: int) -> None:
             trial.report(value, step)

@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 
-from quant_pipelines.backtest import run_backtest
 from quant_pipelines.optimizer.dsr import (
     configurations_tried,
     dsr_of,
@@ -41,6 +40,7 @@ from quant_pipelines.optimizer.overfitting import (
     probability_of_backtest_overfitting,
     spa_test,
 )
+from quant_pipelines.optimizer.portfolio import PortfolioEvaluator
 from quant_pipelines.optimizer.progress import TrialRecord
 
 #: Defaults of the statistics (as in the papers that define them).
@@ -98,28 +98,22 @@ class StudyStatistics:
         return out
 
 
-def benchmark_returns(evaluator: Evaluator) -> np.ndarray:
-    """Buy-and-hold's in-sample bar returns (bar 0 left out), averaged over symbols."""
-    return evaluator.returns_of({d.symbol: np.ones(len(d.bars)) for d in evaluator.data})
+def benchmark_returns(evaluator: Evaluator | PortfolioEvaluator) -> np.ndarray:
+    """Buy-and-hold's in-sample bar returns (bar 0 left out): averaged over symbols, or the
+    equal-weight buy-and-hold of a portfolio study's universe."""
+    return evaluator.benchmark_returns()
 
 
-def buy_and_hold_sharpe(evaluator: Evaluator, *, holdout: bool) -> float | None:
-    """Buy-and-hold's Sharpe ratio on the in-sample or the holdout bars, averaged over symbols
-    (backtested from flat with the study's costs, like the trials)."""
-    values = []
-    for d in evaluator.data:
-        bars = d.bars.iloc[d.split :] if holdout else d.bars.iloc[: d.split]
-        if len(bars) < 2:
-            continue
-        res = run_backtest(
-            bars, np.ones(len(bars)), costs=evaluator.costs, periods_per_year=d.periods_per_year
-        )
-        values.append(float(res.metrics["sharpe"]))
-    return float(np.mean(values)) if values else None
+def buy_and_hold_sharpe(
+    evaluator: Evaluator | PortfolioEvaluator, *, holdout: bool
+) -> float | None:
+    """Buy-and-hold's Sharpe ratio on the in-sample or the holdout bars (averaged over
+    symbols, or the equal-weight benchmark of a portfolio study)."""
+    return evaluator.buy_and_hold_sharpe(holdout=holdout)
 
 
 def study_statistics(
-    evaluator: Evaluator,
+    evaluator: Evaluator | PortfolioEvaluator,
     records: Sequence[TrialRecord],
     *,
     n_blocks: int = N_BLOCKS,
@@ -179,7 +173,7 @@ def study_statistics(
             pbo = probability_of_backtest_overfitting(
                 matrix,
                 n_blocks=n_blocks,
-                periods_per_year=evaluator.data[0].periods_per_year,
+                periods_per_year=evaluator.periods_per_year,
             ).to_dict()
         except ValueError as exc:
             pbo_reason = str(exc)

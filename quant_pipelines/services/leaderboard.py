@@ -3,14 +3,20 @@ the promotions, and re-check them (the blocking asset check)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import pandas as pd
 from pymongo.database import Database
 
 from quant_pipelines.optimizer import GateThresholds, gate, rank_leaderboard, select_trials
+from quant_pipelines.optimizer.portfolio_report import PortfolioBacktest, portfolio_backtest
 from quant_pipelines.storage import studies
+from quant_pipelines.storage.bars import BarsRepository
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,6 +29,8 @@ class LeaderboardReport:
         n_studies: Studies considered.
         rank_by: The rank key.
         thresholds: The gate.
+        portfolio_backtests: Study name -> the ``portfolio_backtest`` of its selected trial,
+            for every portfolio study (also stored in the study document).
     """
 
     rows: list[dict[str, Any]]
@@ -30,6 +38,7 @@ class LeaderboardReport:
     n_studies: int
     rank_by: str
     thresholds: GateThresholds
+    portfolio_backtests: dict[str, PortfolioBacktest] = field(default_factory=dict)
 
     @property
     def promoted(self) -> list[dict[str, Any]]:
@@ -59,7 +68,7 @@ def build_leaderboard(
         thresholds: The promotion gate.
         limit: Rows per objective.
         record: Store each study's decision in its document (what "the best strategy"
-            readers use).
+            readers use), and each portfolio study's ``portfolio_backtest``.
 
     Returns:
         The :class:`LeaderboardReport`.
@@ -76,7 +85,66 @@ def build_leaderboard(
     promotions = select_trials(found, trials, rank_by=rank_by, thresholds=thresholds)
     if record:
         studies.record_promotions(db, promotions)
-    return LeaderboardReport(rows, promotions, len(found), rank_by, thresholds)
+    backtests = attach_portfolio_backtests(db, found, trials, promotions, record=record)
+    return LeaderboardReport(rows, promotions, len(found), rank_by, thresholds, backtests)
+
+
+def attach_portfolio_backtests(
+    db: Database,
+    found: list[dict[str, Any]],
+    trials: list[dict[str, Any]],
+    promotions: list[dict[str, Any]],
+    *,
+    record: bool = True,
+) -> dict[str, PortfolioBacktest]:
+    """Backtests each portfolio study's selected trial over the study's period (bars from
+    MongoDB) and stores it in the study document as ``portfolio_backtest``.
+
+    A study whose bars are gone is skipped (logged): the leaderboard itself never fails on it.
+
+    Returns:
+        Study name -> :class:`~quant_pipelines.optimizer.portfolio_report.PortfolioBacktest`.
+    """
+    by_name = {s["study_name"]: s for s in found if s.get("portfolio")}
+    out: dict[str, PortfolioBacktest] = {}
+    bars_repo = BarsRepository(db)
+    for p in promotions:
+        study = by_name.get(p["study"])
+        if study is None:
+            continue
+        trial = next(
+            (t for t in trials if t["study_name"] == p["study"] and t["number"] == p["trial"]),
+            None,
+        )
+        full = studies.get_study(db, p["study"]) or {}
+        if trial is None:
+            continue
+        oos = full.get("out_of_sample") or []
+        bars = {
+            s: b
+            for s, b in bars_repo.read_many(
+                study["symbols"], study.get("start"), study.get("end")
+            ).items()
+            if len(b)
+        }
+        try:
+            report = portfolio_backtest(
+                bars,
+                study["strategy"],
+                trial.get("params") or {},
+                portfolio_options=full.get("portfolio_options"),
+                holdout_start=_utc(oos[0]["start"]) if oos else None,
+                periods_per_year=full.get("periods_per_year"),
+                asset_class=study.get("asset_class"),
+            )
+        except (ValueError, TypeError, LookupError) as exc:
+            _log.warning("portfolio_backtest of study %s not attached: %s", p["study"], exc)
+            continue
+        out[p["study"]] = report
+        if record:
+            doc = {**report.to_document(), "trial": p["trial"], "promoted": p["promoted"]}
+            studies.upsert_study(db, p["study"], {"portfolio_backtest": doc})
+    return out
 
 
 @dataclass(frozen=True)
@@ -128,6 +196,11 @@ def check_promotions(db: Database) -> PromotionCheck:
             }
         )
     return PromotionCheck(all(r["passes"] for r in rows), rows, len(rows))
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _thresholds(data: Mapping[str, Any] | None) -> GateThresholds:

@@ -8,6 +8,7 @@ touched here: the Dagster sensors own the request lifecycle (``storage.requests`
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ class StudySpec:
         oos_fraction: Holdout fraction.
         wall_limit: Seconds this run may optimize (None: no limit).
         metadata: Extra fields stored on the study document (partition, run id, request id).
+        portfolio: Book every symbol as one portfolio (``strategy`` is then a portfolio
+            strategy, or a single-asset one meaning ``signal_<name>``).
     """
 
     strategy: str
@@ -59,6 +62,7 @@ class StudySpec:
     oos_fraction: float = 0.3
     wall_limit: float | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
+    portfolio: bool = False
 
 
 @dataclass(frozen=True)
@@ -138,6 +142,7 @@ def run_requested_study(repos: Repositories, spec: StudySpec) -> StudyReport:
             oos_fraction=spec.oos_fraction,
             asset_class=spec.asset_class,
             metadata={**spec.metadata, "start": spec.start, "end": spec.end},
+            portfolio=spec.portfolio or None,
         )
     finally:
         if storage is not None:
@@ -147,13 +152,23 @@ def run_requested_study(repos: Repositories, spec: StudySpec) -> StudyReport:
 
 @dataclass(frozen=True)
 class WorkerReport:
-    """What :func:`run_study_worker` returns: the trials it ran and when."""
+    """What :func:`run_study_worker` returns: the trials it ran, when, and the CPU it used.
+
+    Attributes:
+        worker: The worker's index.
+        trials_run: Trials this worker ran.
+        n_trials: The study's done trials when it stopped.
+        started: UNIX seconds when it began optimizing (after reading the bars).
+        finished: UNIX seconds when it returned (the study's statistics included).
+        cpu_seconds: CPU seconds of its process (every thread) between the two.
+    """
 
     worker: int
     trials_run: int
     n_trials: int
     started: float
     finished: float
+    cpu_seconds: float = 0.0
 
 
 def run_study_worker(
@@ -170,8 +185,18 @@ def run_study_worker(
     seed: int = 0,
     asset_class: str = "equity",
     wall_limit: float | None = None,
+    objective: str = "sharpe",
+    validation: Validation | None = None,
+    pruner: str = "median",
+    oos_fraction: float = 0.3,
+    max_bars: int = 0,
+    periods_per_year: float | None = None,
 ) -> WorkerReport:
     """One worker of a study shared through the MongoDB journal; each samples its own stream.
+
+    Every worker of a study must get the same arguments but ``worker`` (the bars, validation
+    and objective define the study; a study created for another strategy or objective is
+    refused).
 
     Args:
         repos: The project's repositories.
@@ -186,13 +211,29 @@ def run_study_worker(
         seed: Base seed; the worker samples with ``seed + worker``.
         asset_class: Asset class of the symbols.
         wall_limit: Seconds this worker may optimize (None: no limit).
+        objective: Objective name.
+        validation: The validation scheme (None: walk-forward, 3 folds).
+        pruner: Pruner name ("none" scores every validation path of every trial).
+        oos_fraction: Holdout fraction.
+        max_bars: Each symbol's last ``max_bars`` bars of the period (0: all of them).
+        periods_per_year: Annualisation (None: the asset class's, for daily bars).
 
     Returns:
         The :class:`WorkerReport` (times as UNIX seconds).
+
+    Raises:
+        NoBarsError: No bars of ``symbols`` over the period.
+        ValueError: ``max_bars`` is negative, or a bad study argument (``run_study``).
     """
+    if max_bars < 0:
+        raise ValueError(f"max_bars must be >= 0 (0 = every bar), got {max_bars}")
     bars = _bars(repos, symbols, start, end)
+    if not bars:
+        raise NoBarsError(f"no bars in MongoDB for {symbols} between {start} and {end}")
+    if max_bars:
+        bars = {s: b.iloc[-max_bars:] for s, b in bars.items()}
     storage = optuna_storage(repos.db)
-    started = dt.datetime.now(dt.UTC)
+    started, cpu = dt.datetime.now(dt.UTC), time.process_time()
     try:
         summary = run_study(
             bars,
@@ -205,12 +246,22 @@ def run_study_worker(
             storage=storage,
             recorder=repos.studies,
             asset_class=asset_class,
+            objective=objective,
+            validation=validation or Validation(),
+            pruner=pruner,
+            oos_fraction=oos_fraction,
+            periods_per_year=periods_per_year,
         )
     finally:
         storage.close()
-    finished = dt.datetime.now(dt.UTC)
+    finished, cpu = dt.datetime.now(dt.UTC), time.process_time() - cpu
     return WorkerReport(
-        worker, summary.trials_run, summary.n_trials, started.timestamp(), finished.timestamp()
+        worker,
+        summary.trials_run,
+        summary.n_trials,
+        started.timestamp(),
+        finished.timestamp(),
+        cpu,
     )
 
 

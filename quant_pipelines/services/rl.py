@@ -1,4 +1,6 @@
-"""RL use cases: train one symbol's policy under guardrails, and replay its latest policy.
+"""RL use cases: train one symbol's policy under guardrails, and replay its latest policy;
+the same for a portfolio policy over a universe (:func:`train_portfolio_policy`,
+:func:`replay_portfolio_policy`).
 
 :func:`train_policy` trains on the bars before a held-out window and stores the policy signed,
 with the data it was trained on (symbol, asset class, training range, holdout start) inside the
@@ -10,6 +12,7 @@ compares it with the best promoted strategy.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +26,12 @@ from quant_pipelines.backtest import (
     plot_equity,
     run_backtest,
 )
+from quant_pipelines.backtest.portfolio import PortfolioResult
+from quant_pipelines.backtest.portfolio.strategies import PORTFOLIO_STRATEGIES
 from quant_pipelines.rl import Guardrails, RLEngine
+from quant_pipelines.rl._portfolio import portfolio_spec, replay_portfolio
+from quant_pipelines.rl._portfolio_report import comparison_table, plot_comparison, strategy_replay
+from quant_pipelines.rl._portfolio_train import train_portfolio
 from quant_pipelines.rl.training_data import (
     TrainingData,
     attach_training_data,
@@ -294,6 +302,8 @@ def _best_strategy(
 ) -> tuple[str | None, float | None]:
     """The best promoted trial whose study covered ``symbol``, replayed on ``bars``."""
     for row in promoted_strategies(repos.db, asset_class=asset_class, symbol=symbol):
+        if row.get("portfolio"):  # a portfolio strategy trades the universe, not one symbol
+            continue
         positions = get_strategy(row["strategy"]).positions(bars, **row["params"])
         result = run_backtest(bars, positions, asset_class=asset_class)
         return f"{row['study']} #{row['trial']}", float(result.metrics["sharpe"])
@@ -337,3 +347,192 @@ def _record(
             details={"policy_id": report.policy_id},
             source="rl_policy_replay",
         )
+
+
+# -- portfolio policies ------------------------------------------------------------------------
+
+#: Key of the signed training record of a portfolio policy (in its ``metrics``).
+PORTFOLIO_TRAINING = "portfolio_training"
+
+
+@dataclass(frozen=True)
+class PortfolioTrainingReport:
+    """What :func:`train_portfolio_policy` returns: the policy, its universe and windows."""
+
+    policy_id: str
+    sha256: str
+    symbols: tuple[str, ...]
+    timesteps: int
+    holdout_start: pd.Timestamp
+    seconds: float
+    stop_reason: str
+
+
+@dataclass(frozen=True)
+class PortfolioReplayReport:
+    """What :func:`replay_portfolio_policy` returns.
+
+    Attributes:
+        policy_id: The replayed policy.
+        symbols: Its universe.
+        result: The portfolio engine's book of its held-out weights.
+        compared_with: ``"<study> #<trial> (<strategy>)"`` of the best promoted portfolio
+            strategy on the same universe, or ``"equal-weight benchmark"`` when none is.
+        strategy_promoted: Whether a promoted strategy was found.
+        table: Metrics per book (``rl._portfolio_report.comparison_table``).
+        equity_png: Equity curves of the books.
+        env_gap: Largest simulator-vs-engine equity difference of the replay.
+    """
+
+    policy_id: str
+    symbols: tuple[str, ...]
+    result: PortfolioResult
+    compared_with: str
+    strategy_promoted: bool
+    table: pd.DataFrame
+    equity_png: bytes
+    env_gap: float
+
+
+def _read_universe(
+    repos: Repositories, symbols: Sequence[str], start: pd.Timestamp, end: pd.Timestamp | None
+) -> dict[str, pd.DataFrame]:
+    bars = {s: repos.bars.read(s, start, end) for s in symbols}
+    short = [s for s, b in bars.items() if len(b) < MIN_HELD_OUT_BARS]
+    if short:
+        raise InsufficientBarsError(f"no bars of {short} from {start.date()}; ingest them first")
+    return bars
+
+
+def train_portfolio_policy(
+    repos: Repositories,
+    symbols: Sequence[str],
+    *,
+    asset_class: str,
+    signing_key: bytes,
+    run_id: str,
+    algo: str = "ppo",
+    total_timesteps: int = 20_000,
+    seed: int = 0,
+    lookback_days: int = 730,
+    holdout_days: int = 120,
+    wall_clock_seconds: float = 900.0,
+    max_drawdown: float = 0.35,
+    workdir: Path | None = None,
+    now: pd.Timestamp | None = None,
+) -> PortfolioTrainingReport:
+    """Trains a portfolio policy over ``symbols`` before the held-out window; stores it signed.
+
+    Raises:
+        ValueError: With fewer than 2 symbols.
+        InsufficientBarsError: With too few bars of a symbol.
+    """
+    if len(symbols) < 2:
+        raise ValueError(f"a portfolio policy needs at least 2 symbols; got {list(symbols)}")
+    start, holdout = training_windows(
+        now or pd.Timestamp.now(tz="UTC"), lookback_days=lookback_days, holdout_days=holdout_days
+    )
+    bars = _read_universe(repos, symbols, start, holdout)
+    run_dir = (workdir or load_settings().dagster_home / "rl" / "runs") / f"pf-{run_id[:8]}"
+    policy = train_portfolio(
+        bars,
+        total_timesteps=total_timesteps,
+        seed=seed,
+        algo=algo,
+        guardrails=Guardrails(
+            max_timesteps=max(total_timesteps, 1),
+            wall_clock_seconds=wall_clock_seconds,
+            max_drawdown=max_drawdown,
+        ),
+        run_dir=run_dir,
+    )
+    policy.policy_id = f"portfolio-{asset_class}-{algo}-s{seed}-{run_id[:8]}"
+    policy.metrics[PORTFOLIO_TRAINING] = {  # signed with the policy: the replay trusts this
+        "asset_class": asset_class,
+        "holdout_start": holdout.isoformat(),
+    }
+    engine = RLEngine(store=GridFSPolicyStore(repos.db), signing_key=signing_key)
+    policy_id = engine.save(policy)
+    engine.store.record_metrics(
+        policy_id,
+        kind="portfolio",
+        universe=list(symbols),
+        asset_class=asset_class,
+        holdout_start=holdout.to_pydatetime(),
+        run_id=run_id,
+    )
+    m = policy.metrics
+    return PortfolioTrainingReport(
+        policy_id=policy_id,
+        sha256=policy.sha256 or "",
+        symbols=tuple(symbols),
+        timesteps=int(policy.num_timesteps),
+        holdout_start=holdout,
+        seconds=float(m.get("wall_seconds") or 0.0),
+        stop_reason=str(m.get("stop_reason", "completed")),
+    )
+
+
+def replay_portfolio_policy(
+    repos: Repositories, *, asset_class: str, signing_key: bytes
+) -> PortfolioReplayReport:
+    """Replays the newest portfolio policy of ``asset_class`` on its held-out bars through the
+    portfolio engine, against the best promoted portfolio strategy on the same universe (or the
+    equal-weight benchmark when none is promoted), and records the replay on the policy.
+
+    Raises:
+        LookupError: If the asset class has no portfolio policy.
+        PolicyIntegrityError / PolicyFormatError: On a bad signature or not a portfolio policy.
+        InsufficientBarsError: With too few held-out bars.
+    """
+    store = GridFSPolicyStore(repos.db)
+    versions = store.latest(kind="portfolio", asset_class=asset_class)
+    if not versions:
+        raise LookupError(f"no portfolio policy of {asset_class}; materialize rl_portfolio_policy")
+    engine = RLEngine(store=store, signing_key=signing_key)
+    policy = engine.load(versions[0]["policy_id"])  # refuses a policy whose signature fails
+    symbols = portfolio_spec(policy).symbols
+    signed = policy.metrics.get(PORTFOLIO_TRAINING) or {}
+    holdout = utc_timestamp(signed.get("holdout_start") or versions[0]["holdout_start"])
+    history = _read_universe(repos, symbols, holdout - pd.Timedelta(days=3 * 365), None)
+    replay = replay_portfolio(policy, history, start=holdout, asset_class=asset_class)
+    costs = replay.result.costs[symbols[0]]
+    other, name = None, "equal-weight benchmark"
+    for row in promoted_strategies(repos.db, asset_class=asset_class):
+        if (row.get("portfolio") or row["strategy"] in PORTFOLIO_STRATEGIES) and set(
+            row["symbols"]
+        ) == set(symbols):
+            params = row.get("best_params") or row.get("params") or {}
+            other = strategy_replay(
+                row["strategy"], params, history, start=holdout, costs=costs,
+                asset_class=asset_class,
+            )  # fmt: skip
+            name = f"{row['study']} #{row['trial']} ({row['strategy']})"
+            break
+    table = comparison_table(replay.result, other, name)
+    report = PortfolioReplayReport(
+        policy_id=policy.policy_id or "",
+        symbols=symbols,
+        result=replay.result,
+        compared_with=name,
+        strategy_promoted=other is not None,
+        table=table,
+        equity_png=plot_comparison(replay.result, other, name),
+        env_gap=replay.env_gap,
+    )
+    m = replay.result.metrics
+    limit = float(policy.env_config.get("max_drawdown") or 1.0)
+    store.record_metrics(  # read by the KPI report with the single-asset replays
+        report.policy_id,
+        replay={
+            **{k: float(m[k]) for k in ("sharpe", "max_drawdown", "total_return")},
+            "drawdown_limit": limit,
+            "drawdown_compliant": abs(float(m["max_drawdown"])) <= limit,
+            "compared_with": name,
+            "held_out": {
+                "start": str(replay.result.equity.index[0]),
+                "end": str(replay.result.equity.index[-1]),
+            },
+        },
+    )
+    return report

@@ -13,6 +13,10 @@ that symbol's fills only (the same ``fill_order`` call on the sleeve's cash). A 
 valued on it exactly as ``run_backtest`` values them on its equity; with one symbol the sleeve
 *is* the book, bit for bit.
 
+The per-bar pieces are functions of their own (:func:`open_equity`, :func:`fill_bar`,
+:func:`mark_close`, :func:`decide_orders`) so that the portfolio simulator
+(``simulator/_portfolio_step.py``) steps one bar with the very same compiled code.
+
 Compiled with ``cache=True`` (see ``fills.JIT_OPTIONS``): after editing ``fills.fill_order``,
 delete numba's cache (``find quant_pipelines -name '*.nb[ic]' -delete``).
 """
@@ -43,8 +47,21 @@ def _grow(ev_i: np.ndarray, ev_f: np.ndarray, used: int) -> tuple[np.ndarray, np
     return gi, gf
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def open_equity(
+    k: int, cash: float, opens: np.ndarray, units: np.ndarray, last: np.ndarray
+) -> float:
+    """The book's equity at bar k's open before any fill (no session: the last close)."""
+    e = cash
+    for s in range(len(units)):
+        if units[s] != 0.0:
+            o = opens[k, s]
+            e += units[s] * (o if o == o else last[s])
+    return e
+
+
 @njit(**JIT_OPTIONS)
-def _fill_bar(
+def fill_bar(
     k: int,
     e: float,
     cash: float,
@@ -95,6 +112,69 @@ def _fill_bar(
                 m += 1
                 units[s] = u1
     return cash, m
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def mark_close(
+    k: int,
+    cash: float,
+    closes: np.ndarray,
+    units: np.ndarray,
+    last: np.ndarray,
+    started: np.ndarray,
+    bench_units: np.ndarray,
+    share: float,
+) -> tuple[float, float]:
+    """Mark the book and the equal-weight benchmark at bar k's close; updates ``last``.
+
+    Returns:
+        ``(equity, benchmark equity)`` at the close.
+    """
+    eq = cash
+    bench = 0.0
+    for s in range(len(units)):
+        c = closes[k, s]
+        if c == c:
+            last[s] = c
+            if not started[s]:
+                started[s] = True
+                bench_units[s] = share / c
+        eq += units[s] * last[s]
+        bench += bench_units[s] * last[s] if started[s] else share
+    return eq, bench
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def decide_orders(
+    mode: int,
+    scheduled: bool,
+    band: float,
+    row: np.ndarray,
+    eq: float,
+    units: np.ndarray,
+    last: np.ndarray,
+    in_force: np.ndarray,
+    tgt: np.ndarray,
+    pending: np.ndarray,
+) -> None:
+    """Turn a close's target weights ``row`` into orders for the next opens (rebalance rule)."""
+    width = len(row)
+    if mode == ON_CHANGE:
+        for s in range(width):
+            if row[s] != in_force[s]:
+                in_force[s] = row[s]
+                tgt[s] = row[s]
+                pending[s] = True
+        return
+    go = mode == SCHEDULE and scheduled
+    if mode == DRIFT:
+        for s in range(width):
+            if abs(units[s] * last[s] / eq - row[s]) > band:
+                go = True
+                break
+    if go:
+        tgt[:] = row
+        pending[:] = True
 
 
 @njit(**JIT_OPTIONS)
@@ -165,11 +245,7 @@ def book_loop(
     at_open = False
     for k in range(n):
         if ruin_bar < 0 and k > 0:
-            e = cash  # pre-fill equity at the open
-            for s in range(width):
-                if units[s] != 0.0:
-                    o = opens[k, s]
-                    e += units[s] * (o if o == o else last[s])
+            e = open_equity(k, cash, opens, units, last)  # pre-fill equity at the open
             if e <= 0.0:  # ruined at the open: no fill
                 ruin_bar, at_open = k, True
                 for s in range(width):
@@ -179,19 +255,9 @@ def book_loop(
             else:
                 if m + width > ev_i.shape[1]:  # room for a fill of every symbol
                     ev_i, ev_f = _grow(ev_i, ev_f, m)
-                cash, m = _fill_bar(k, e, cash, m, opens, units, tgt, pending, sleeve,
-                                    commission, up, down, impact, cap, ev_i, ev_f)  # fmt: skip
-        eq = cash
-        bench = 0.0
-        for s in range(width):
-            c = closes[k, s]
-            if c == c:
-                last[s] = c
-                if not started[s]:
-                    started[s] = True
-                    bench_units[s] = share / c
-            eq += units[s] * last[s]
-            bench += bench_units[s] * last[s] if started[s] else share
+                cash, m = fill_bar(k, e, cash, m, opens, units, tgt, pending, sleeve,
+                                   commission, up, down, impact, cap, ev_i, ev_f)  # fmt: skip
+        eq, bench = mark_close(k, cash, closes, units, last, started, bench_units, share)
         bench_out[k] = bench
         if ruin_bar < 0 and eq <= 0.0:  # ruined at the close
             ruin_bar, at_open = k, False
@@ -207,23 +273,7 @@ def book_loop(
         equity_out[k] = eq
         if k == n - 1:
             break
-        row = targets[k]
-        if mode == ON_CHANGE:
-            for s in range(width):
-                if row[s] != in_force[s]:
-                    in_force[s] = row[s]
-                    tgt[s] = row[s]
-                    pending[s] = True
-            continue
-        go = mode == SCHEDULE and decide[k]
-        if mode == DRIFT:
-            for s in range(width):
-                if abs(units[s] * last[s] / eq - row[s]) > band:
-                    go = True
-                    break
-        if go:
-            tgt[:] = row
-            pending[:] = True
+        decide_orders(mode, decide[k], band, targets[k], eq, units, last, in_force, tgt, pending)
     if ruin_bar < 0:
         end_units[:] = units
         end_marks[:] = last

@@ -16,6 +16,7 @@ from quant_pipelines.defs.market_data.assets import ASSET_CLASSES, WORKLOAD_TAG,
 from quant_pipelines.defs.partitions import optimization_partitions
 from quant_pipelines.defs.resources import MongoResource, UniverseResource
 from quant_pipelines.optimizer import Validation
+from quant_pipelines.optimizer.portfolio import is_portfolio_strategy
 from quant_pipelines.services.optimization import (
     NoBarsError,
     StudyReport,
@@ -52,6 +53,19 @@ class OptimizationConfig(dg.Config):
     max_wall_seconds: int = 7200
     study_name: str = ""
     request_id: str = ""
+    #: A portfolio study: every symbol of the partition's asset class (or ``symbols``) booked
+    #: as one portfolio, optimizing ``portfolio_strategy`` (default: ``signal_<strategy>``,
+    #: the partition's strategy on every symbol sized by an allocator).
+    portfolio: bool = False
+    portfolio_strategy: str = ""
+
+    def study_strategy(self, strategy: str) -> str:
+        """The strategy the study optimizes: the partition's, or the portfolio strategy."""
+        if self.portfolio_strategy:
+            return self.portfolio_strategy
+        if self.portfolio and not is_portfolio_strategy(strategy):
+            return f"signal_{strategy}"
+        return strategy
 
     def wall_limit(self) -> float | None:
         """Seconds this run may optimize: the smaller of ``timeout_s`` and
@@ -77,13 +91,18 @@ class OptimizationConfig(dg.Config):
     ) -> StudySpec:
         """The service's study specification for one partition."""
         start, end = study_period(self.start, self.end, lookback_days=self.lookback_days)
+        portfolio = (
+            self.portfolio or bool(self.portfolio_strategy) or is_portfolio_strategy(strategy)
+        )
+        strategy = self.study_strategy(strategy)
+        kind = "portfolio-" if portfolio else ""
         return StudySpec(
             strategy=strategy,
             asset_class=asset_class,
             symbols=list(self.symbols) or symbols,
             start=start,
             end=end,
-            study_name=self.study_name or f"{strategy}-{asset_class}-{end}",
+            study_name=self.study_name or f"{strategy}-{kind}{asset_class}-{end}",
             n_trials=self.n_trials,
             validation=self.to_validation(),
             objective=self.objective,
@@ -93,6 +112,7 @@ class OptimizationConfig(dg.Config):
             oos_fraction=self.oos_fraction,
             wall_limit=self.wall_limit(),
             metadata={**metadata, "request_id": self.request_id or None},
+            portfolio=portfolio,
         )
 
 
@@ -104,6 +124,8 @@ def study_metadata(report: StudyReport) -> dict[str, dg.MetadataValue]:
         "symbols": dg.MetadataValue.json(report.symbols),
         "period": dg.MetadataValue.text(f"{spec.start}..{spec.end}"),
         "validation": dg.MetadataValue.text(spec.validation.method),
+        "strategy": dg.MetadataValue.text(spec.strategy),
+        "portfolio": dg.MetadataValue.bool(spec.portfolio),
         "n_trials": dg.MetadataValue.int(s.n_trials),
         "trials_per_hour": dg.MetadataValue.float(round(s.trials_per_hour or 0.0, 1)),
         "best_validation_value": dg.MetadataValue.float(float(s.best_value or 0.0)),

@@ -7,6 +7,7 @@ The leaderboard runs after new study materializations (declarative automation, s
 # No `from __future__ import annotations` here: Dagster 1.13 resolves the Config and context
 # parameter annotations of assets at definition time, and PEP 563 strings defeat it.
 
+import base64
 from typing import Literal
 
 import dagster as dg
@@ -145,12 +146,29 @@ def _metadata(report) -> dict[str, dg.MetadataValue]:
         rows = [r for r in report.rows if r["objective_name"] == obj]
         metadata[f"leaderboard_{obj}"] = _table(rows)
     best = max((p["observed"]["holdout_sharpe"] for p in report.promoted), key=float, default=None)
+    for study, backtest in report.portfolio_backtests.items():
+        metadata[f"portfolio_backtest_{study}"] = dg.MetadataValue.md(_portfolio_md(backtest))
+    metadata["portfolio_backtests"] = dg.MetadataValue.int(len(report.portfolio_backtests))
     metadata["best_promoted_holdout_sharpe"] = (
         dg.MetadataValue.float(round(float(best), 4))
         if best is not None
         else dg.MetadataValue.text("none promoted")
     )
     return metadata
+
+
+def _portfolio_md(backtest) -> str:
+    """A portfolio study's selected trial: equity against the equal-weight benchmark (image)
+    and each symbol's contribution (table)."""
+    png = base64.b64encode(backtest.png).decode()
+    m = backtest.metrics
+    return (
+        f"**{backtest.strategy}** on {len(backtest.symbols)} symbols: Sharpe "
+        f"{m['sharpe']:.3f} (equal-weight benchmark {m['benchmark_sharpe']:.3f}), total return "
+        f"{m['total_return']:.3f}, turnover {m['turnover']:.2f}, avg holdings "
+        f"{m['avg_holdings']:.2f}\n\n![equity vs benchmark](data:image/png;base64,{png})\n\n"
+        + backtest.markdown()
+    )
 
 
 def _promotions_md(promotions: list[dict]) -> str:

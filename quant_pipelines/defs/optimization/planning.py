@@ -37,6 +37,9 @@ def request_run_config(request: dict) -> dict:
         "study_name": request["study_name"],
         "request_id": request["request_id"],
     }
+    if params.get("portfolio"):
+        config["portfolio"] = True
+        config["portfolio_strategy"] = params.get("portfolio_strategy") or params["strategy"]
     method = params.get("validation") or ("walk_forward" if wf else "none")
     config["validation"] = method
     if isinstance(wf, dict):
@@ -49,6 +52,14 @@ def request_run_config(request: dict) -> dict:
             if key in cpcv:
                 config[key] = cpcv[key]
     return {"ops": {"optimization_study": {"config": config}}}
+
+
+def request_partition_strategy(request: dict) -> str:
+    """The strategy partition of a request's run: its strategy, or for a portfolio request of
+    ``signal_<name>`` the ``<name>`` partition (the other portfolio strategies have their own)."""
+    params = request["params"]
+    name = params.get("portfolio_strategy") or params["strategy"]
+    return name.removeprefix("signal_") if params.get("portfolio") else name
 
 
 def request_run_key(request: dict) -> str:
@@ -64,7 +75,7 @@ def request_run(request: dict, run_key: str) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=run_key,
         partition_key=dg.MultiPartitionKey(
-            {"strategy": request["params"]["strategy"], "asset_class": asset_class}
+            {"strategy": request_partition_strategy(request), "asset_class": asset_class}
         ),
         run_config=request_run_config(request),
         tags={
