@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from quant_pipelines.rl._algos import ALGOS
+from quant_pipelines.rl._envs import costs_from_config
 from quant_pipelines.rl._jsontypes import (
     PolicyFormatError,
     canonical_json,
@@ -159,6 +160,12 @@ def _env_config(value: Any) -> Any:
     unknown = sorted(set(value) - ENV_CONFIG_KEYS)
     if unknown:
         raise PolicyFormatError(f"env_config: unknown fields {unknown}")
+    if "costs" in value:  # flat-cost fields, or a tagged model's (``_envs.costs_config``)
+        costs = typed(value["costs"], dict, "env_config.costs")
+        try:
+            costs_from_config(costs)
+        except (TypeError, ValueError) as exc:
+            raise PolicyFormatError(f"env_config.costs: {exc}") from exc
     return value
 
 

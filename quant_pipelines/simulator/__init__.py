@@ -23,6 +23,7 @@ from quant_pipelines.simulator.features import (
     build_features,
     feature_names,
 )
+from quant_pipelines.simulator.portfolio_env import PortfolioSimulator as PortfolioSimulator
 from quant_pipelines.simulator.vec_env import VecTradingSimulator
 
 __all__ = [

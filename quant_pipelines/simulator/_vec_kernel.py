@@ -1,20 +1,22 @@
 """The compiled step of :class:`~quant_pipelines.simulator.VecTradingSimulator`: all envs, one loop.
 
 :func:`step_kernel` repeats ``TradingSimulator.step`` operation for operation, in the same IEEE
-order (``fastmath`` off): the :class:`~quant_pipelines.backtest.fills.Book`'s clip, ruin and
-in-force-target rules around the shared :func:`~quant_pipelines.backtest.fills.fill_at_open`, the
+order (``fastmath`` off): the :class:`~quant_pipelines.backtest.fills.Book`'s clip, ruin,
+in-force-target and pending-order rules around the shared
+:func:`~quant_pipelines.backtest.fills.fill_order` (either cost model: each fill takes its
+decision bar's impact and participation cap from ``prices``, 0 and ``inf`` for flat costs), the
 reward, the drawdown limit and the observation's position and unrealised-P&L columns. The batched
 envs therefore equal the single ones bit for bit, and through them the backtester
 (``test_vec_parity.py`` pins both).
 
 State lives in three arrays with one row per env (the column indices below): ``state`` (float64
-book and reward state), ``cursor`` (int64 bar rows, absolute in the stacked bar data, and the
-ruin flag) and ``params`` (float64 settings). The outputs are written into caller-owned arrays,
-so one call (one dispatch) does a whole step, action checks included. Python's
-``min(max(x, lo), hi)`` is written out as the comparisons it makes, so that NaN and signed zeros
-pass through exactly as in the env.
+book and reward state), ``cursor`` (int64 bar rows, absolute in the stacked bar data, the ruin
+flag and the pending-order flag) and ``params`` (float64 settings). The outputs are written into
+caller-owned arrays, so one call (one dispatch) does a whole step, action checks included.
+Python's ``min(max(x, lo), hi)`` is written out as the comparisons it makes, so that NaN and
+signed zeros pass through exactly as in the env.
 
-After editing :func:`~quant_pipelines.backtest.fills.fill_at_open`, delete numba's cache
+After editing :func:`~quant_pipelines.backtest.fills.fill_order`, delete numba's cache
 (``find quant_pipelines -name '*.nb[ic]' -delete``): it is keyed on this file, not on the fill's.
 """
 
@@ -25,23 +27,26 @@ import math
 import numpy as np
 from numba import njit
 
-from quant_pipelines.backtest.fills import JIT_OPTIONS, fill_at_open
+from quant_pipelines.backtest.fills import JIT_OPTIONS, fill_order
 from quant_pipelines.simulator.env import DISCRETE_TARGETS
 
 # ``state`` columns (float64).
 UNITS, CASH, TARGET, EQUITY, PEAK, DRAWDOWN, ENTRY, SHARPE_A, SHARPE_B = range(9)
 N_STATE = 9
 # ``cursor`` columns (int64): current bar row and last bar row of the episode (absolute in the
-# stacked bars), the row offset of the env's bars, and the ruined flag.
-BAR, LAST, OFFSET, RUINED = range(4)
-N_CURSOR = 4
+# stacked bars), the row offset of the env's bars, the ruined flag, and whether the order for
+# the target in force is only partly filled (``Book.pending``: the participation cap cut it).
+BAR, LAST, OFFSET, RUINED, PENDING = range(5)
+N_CURSOR = 5
 # ``params`` columns (float64); ``MAX_DRAWDOWN`` is +inf for no limit.
 COMMISSION, UP, DOWN, LOG_REWARD, PENALTY, ETA, REWARD_CLIP, MAX_DRAWDOWN, OBS_CLIP, INITIAL = (
     range(10)
 )
 N_PARAMS = 10
-# ``prices`` columns (float64, one row per stacked bar).
-OPEN, CLOSE, INV_VOL = range(3)
+# ``prices`` columns (float64, one row per stacked bar): open, close, inverse volatility, and the
+# bar's cost terms (``CostTerms.impact`` and ``.cap``), used by the fill at the next open.
+OPEN, CLOSE, INV_VOL, IMPACT, CAP = range(5)
+N_PRICES = 5
 # ``info`` rows (float64): what ``info`` carries, plus the float64 reward.
 INFO_EQUITY, INFO_POSITION, INFO_DRAWDOWN, INFO_REWARD = range(4)
 N_INFO = 4
@@ -73,10 +78,11 @@ def step_kernel(
         actions: ``(n,)`` discrete actions (int64) or continuous exposures (float64).
         discrete: Whether the actions are discrete (0, 1, 2 = exposure -1, 0, +1).
         state: ``(n, N_STATE)`` book and reward state, updated in place.
-        cursor: ``(n, N_CURSOR)`` bar rows and ruin flags, updated in place.
+        cursor: ``(n, N_CURSOR)`` bar rows, ruin and pending flags, updated in place.
         params: ``(n, N_PARAMS)`` settings.
         rows: ``(rows, d)`` float32 precomputed observation rows of the stacked bars.
-        prices: ``(rows, 3)`` open, close and inverse volatility of the stacked bars.
+        prices: ``(rows, N_PRICES)`` open, close, inverse volatility, impact and cap of the
+            stacked bars.
         obs: ``(n, d)`` float32 output: the observation after the step.
         rewards: ``(n,)`` float32 output: the clipped reward (as SB3 stores it).
         dones: ``(n,)`` bool output: terminated or truncated.
@@ -107,12 +113,13 @@ def step_kernel(
         held = state[i, TARGET]
         entry = state[i, ENTRY]
         ruined = cursor[i, RUINED] != 0
+        pending = cursor[i, PENDING] != 0
         if not ruined:  # Book.open
             open_equity = cash + units * prices[t, OPEN]
             if open_equity <= 0.0:
-                ruined, units, cash, held = True, 0.0, 0.0, 0.0
-            elif target != held:
-                units, cash, _, _, _ = fill_at_open(
+                ruined, units, cash, held, pending = True, 0.0, 0.0, 0.0, False
+            elif target != held or pending:
+                units, cash, _, _, _, pending = fill_order(
                     units,
                     cash,
                     target,
@@ -121,6 +128,8 @@ def step_kernel(
                     params[i, COMMISSION],
                     params[i, UP],
                     params[i, DOWN],
+                    prices[t - 1, IMPACT],  # the decision bar's terms
+                    prices[t - 1, CAP],
                 )
                 held = target
                 entry = open_equity  # the Fill's pre-fill equity, traded or not
@@ -128,7 +137,7 @@ def step_kernel(
         if not ruined:  # Book.mark
             equity = cash + units * prices[t, CLOSE]
             if equity <= 0.0:
-                ruined, units, cash, held, equity = True, 0.0, 0.0, 0.0, 0.0
+                ruined, units, cash, held, equity, pending = True, 0.0, 0.0, 0.0, 0.0, False
         previous = state[i, EQUITY]
         peak = state[i, PEAK]
         if equity > peak:
@@ -172,6 +181,7 @@ def step_kernel(
         state[i, ENTRY] = entry
         cursor[i, BAR] = t
         cursor[i, RUINED] = 1 if ruined else 0
+        cursor[i, PENDING] = 1 if pending else 0
         rewards[i] = reward
         dones[i] = terminated or truncated
         if terminated or truncated:

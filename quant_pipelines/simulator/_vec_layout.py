@@ -61,7 +61,8 @@ class Stacked:
 
     Attributes:
         rows: ``(rows, d)`` float32 observation rows of every distinct simulator, stacked.
-        prices: ``(rows, 3)`` open, close, inverse volatility, stacked the same way.
+        prices: ``(rows, N_PRICES)`` open, close, inverse volatility and the cost terms
+            (impact, participation cap) of each bar, stacked the same way.
         indexes: The bars' index of each distinct simulator.
         blocks: Per env, which distinct simulator (block) it reads.
         offsets: Per env, the first stacked row of its block.
@@ -88,18 +89,13 @@ def stack(envs: Sequence[TradingSimulator]) -> Stacked:
     for i, e in enumerate(envs):
         if e.action_kind != first.action_kind or e.observation_space != first.observation_space:
             raise ValueError(f"env {i} has other action or observation spaces than env 0")
-        if getattr(e.costs, "needs_volume", False):  # impact and participation cap
-            raise ValueError(
-                f"env {i}: VecTradingSimulator books flat costs (commission and slippage) "
-                f"only, got {type(e.costs).__name__}"
-            )
     block_of: dict[int, int] = {}
     rows, prices, indexes, starts = [], [], [], [0]
     for e in envs:
         if id(e) not in block_of:
             block_of[id(e)] = len(rows)
             rows.append(e._obs)
-            prices.append(np.column_stack([e._open, e._close, e._inv_vol]))
+            prices.append(np.column_stack([e._open, e._close, e._inv_vol, e._impact, e._cap]))
             indexes.append(e.bars_index)
             starts.append(starts[-1] + len(e._obs))
     blocks = [block_of[id(e)] for e in envs]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from gymnasium import spaces
 
-    from quant_pipelines.backtest import Costs
+    from quant_pipelines.backtest.costs import CostModel
     from quant_pipelines.simulator.features import ObservationConfig
     from quant_pipelines.simulator.vec_env import VecTradingSimulator
 
@@ -71,8 +71,8 @@ class EnvView:
         return self.vec._ranges[self.index][1]
 
     @property
-    def costs(self) -> Costs:
-        """Commission and slippage."""
+    def costs(self) -> CostModel:
+        """The cost model (``FlatCosts`` or ``VolumeShareCosts``)."""
         return self.vec._costs[self.index]
 
     @property
@@ -132,6 +132,11 @@ class EnvView:
     def position(self) -> float:
         """The target exposure in force."""
         return float(self.vec._state[self.index, k.TARGET])
+
+    @property
+    def pending(self) -> bool:
+        """Whether the order for the target in force is only partly filled (participation cap)."""
+        return bool(self.vec._cursor[self.index, k.PENDING])
 
     @property
     def drawdown(self) -> float:

@@ -5,6 +5,12 @@ close; the :class:`~quant_pipelines.backtest.fills.Book` fills it at bar t+1's o
 at bar t+1's close. That is ``positions[t]`` of :func:`quant_pipelines.backtest.run_backtest`, so
 for any action sequence ``info["equity"]`` after step k equals the backtest's equity at bar
 ``start + k + 1``. See ``docs/simulator.md``.
+
+Either cost model applies (:mod:`quant_pipelines.backtest.costs`). With
+:class:`~quant_pipelines.backtest.costs.VolumeShareCosts` the per-bar impact and participation
+cap are computed once, on all the bars the env is given (as ``run_backtest`` would on them: the
+trailing statistics are causal, so bars before the episode range only warm them up), and each
+fill takes the terms of its decision bar; an order the cap cuts keeps filling at the next opens.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import numpy as np
 import pandas as pd
 from gymnasium import spaces
 
-from quant_pipelines.backtest import Book, Costs
-from quant_pipelines.backtest.engine import bar_arrays
+from quant_pipelines.backtest import Book
+from quant_pipelines.backtest.costs import CostModel, FlatCosts, cost_model
+from quant_pipelines.backtest.engine import bar_arrays, cost_terms
 from quant_pipelines.signals import realized_volatility
 from quant_pipelines.simulator._layout import episode_bounds, resolve_range, window_matrix
 from quant_pipelines.simulator.features import ObservationConfig, build_features
@@ -39,7 +46,8 @@ class TradingSimulator(gym.Env):
 
     Args:
         bars: Bars in the project's schema (the whole history: indicators warm up on it).
-        costs: Commission and slippage of the backtester; ``Costs()`` when None.
+        costs: The backtester's cost model: ``FlatCosts`` (``Costs``; ``Costs()`` when None) or
+            ``VolumeShareCosts`` (reads the bars' ``volume``).
         action_space: ``"discrete"`` (0, 1, 2 = exposure -1, 0, +1) or ``"continuous"``
             (a target exposure in ``[-1, 1]``, shape ``(1,)``).
         observation: Observation settings (:class:`ObservationConfig`).
@@ -55,6 +63,11 @@ class TradingSimulator(gym.Env):
         random_start: Start each episode at a seeded random bar of the range (``reset(seed)``
             seeds it); otherwise at ``start``.
         episode_length: Maximum steps per episode (truncated after it); to the range end if None.
+
+    Raises:
+        TypeError: If ``costs`` is not a cost model.
+        ValueError: On a bad setting or bad bars (``VolumeShareCosts`` also need a finite,
+            non-negative ``volume`` column; the error names the bar).
     """
 
     metadata: dict[str, Any] = {"render_modes": []}  # noqa: RUF012
@@ -63,7 +76,7 @@ class TradingSimulator(gym.Env):
         self,
         bars: pd.DataFrame,
         *,
-        costs: Costs | None = None,
+        costs: CostModel | None = None,
         action_space: str = "discrete",
         observation: ObservationConfig | None = None,
         reward: str = "log",
@@ -88,9 +101,10 @@ class TradingSimulator(gym.Env):
             raise ValueError("need drawdown_penalty >= 0, 0 < sharpe_eta < 1 and reward_clip > 0")
         if not (math.isfinite(initial_equity) and initial_equity > 0):
             raise ValueError(f"initial_equity must be positive, got {initial_equity!r}")
+        self.costs = cost_model(costs if costs is not None else FlatCosts())
         opens, closes = bar_arrays(bars)
+        terms = cost_terms(self.costs, bars, closes)  # None for flat costs
         self.bars_index = bars.index
-        self.costs = costs if costs is not None else Costs()
         self.action_kind = action_space
         self.observation_config = observation or ObservationConfig()
         self.reward_kind = reward
@@ -116,6 +130,10 @@ class TradingSimulator(gym.Env):
         self._inv_vol = (1.0 / rv).tolist()
         self._open = opens.tolist()
         self._close = closes.tolist()
+        self._flat = terms is None
+        n = len(closes)
+        self._impact = [0.0] * n if terms is None else terms.impact.tolist()
+        self._cap = [math.inf] * n if terms is None else terms.cap.tolist()
         self._clip = float(cfg.clip)
 
         self.observation_space = spaces.Box(
@@ -199,7 +217,11 @@ class TradingSimulator(gym.Env):
             target = self.target_of(action)  # 0-d arrays, or raises a clear ValueError
         t = self._t + 1
         book = self._book
-        fill = book.open(target, self._open[t])
+        if self._flat:
+            fill = book.open(target, self._open[t])
+        else:  # with the decision bar's (t - 1) impact and participation cap
+            d = t - 1
+            fill = book.open(target, self._open[t], impact=self._impact[d], cap=self._cap[d])
         e1 = book.mark(self._close[t])
         if fill is not None:
             self._entry = fill.equity

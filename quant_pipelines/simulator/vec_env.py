@@ -230,6 +230,7 @@ class VecTradingSimulator(VecEnv):
         self._cursor[idx, k.BAR] = rows
         self._cursor[idx, k.LAST] = lasts + offsets
         self._cursor[idx, k.RUINED] = 0
+        self._cursor[idx, k.PENDING] = 0
         if len(idx) == self.num_envs:
             self._ready = True
         return self._rows[rows]

@@ -3,8 +3,9 @@
 Observations, float32 rewards (and the float64 rewards behind them), dones, infos (with
 ``terminal_observation`` and ``TimeLimit.truncated``) and reset infos, across auto-resets,
 re-seeding, drawdown terminations and ruin, with different symbols, ranges, seeds and settings
-per env. The backtester parity of ``test_parity.py`` then carries over; one test checks it
-directly on the batched env.
+per env, under both cost models (volume-share costs on the thin-volume CRASH and MOON bars cut
+orders at the participation cap, which then carry over several steps). The backtester parity of
+``test_parity.py`` then carries over; one test checks it directly on the batched env.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hypothesis import strategies as st
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from quant_pipelines.backtest import Costs, run_backtest
+from quant_pipelines.backtest.costs import CostModel, VolumeShareCosts
 from quant_pipelines.simulator import TradingSimulator, VecTradingSimulator
 from quant_pipelines.simulator import env as env_module
 from quant_pipelines.simulator._synthetic import random_walk_bars
@@ -127,7 +129,15 @@ _ENV = st.fixed_dictionaries(
         "start": st.sampled_from([0, 37, 150]),
         "length": st.sampled_from([3, 40, 140]),
         "reward": st.sampled_from(["log", "sharpe"]),
-        "costs": st.sampled_from([Costs(), Costs(0.0, 0.0), Costs(0.01, 25.0)]),
+        "costs": st.sampled_from(
+            [
+                Costs(),
+                Costs(0.0, 0.0),
+                Costs(0.01, 25.0),
+                VolumeShareCosts(),
+                VolumeShareCosts(0.0, 0.0, impact=1.0, max_participation=0.01, window=5),
+            ]
+        ),
         "max_drawdown": st.sampled_from([None, 0.1, 0.5]),
         "drawdown_penalty": st.sampled_from([0.0, 2.0]),
         "episode_length": st.sampled_from([None, 7, 30]),
@@ -156,12 +166,20 @@ def test_batched_equals_dummy_vec_env(
     _assert_same_rollout(vec, sims, actions, seed=seed % 1000, reseed_at=70)
 
 
+MODELS: dict[str, CostModel] = {
+    "flat": Costs(0.002, 5.0),
+    "volume_share": VolumeShareCosts(0.002, 5.0, impact=0.5, max_participation=0.02),
+}
+
+
+@pytest.mark.parametrize("model", list(MODELS))
 @pytest.mark.parametrize("action_space", ["discrete", "continuous"])
 def test_constructor_with_symbols_and_per_env_ranges(
-    frames: dict[str, pd.DataFrame], action_space: str
+    frames: dict[str, pd.DataFrame], action_space: str, model: str
 ) -> None:
     starts, ends = [0, 120, 50, 10, 200], [400, 300, 90, 300, 260]
     kwargs = {"action_space": action_space, "random_start": True, "episode_length": 25}
+    kwargs["costs"] = MODELS[model]
     kwargs |= {"max_drawdown": 0.2, "reward": "sharpe", "drawdown_penalty": 1.0}
     vec = VecTradingSimulator(frames, n_envs=5, start=starts, end=ends, **kwargs)
     symbols = [list(frames)[i % 3] for i in range(5)]
@@ -208,8 +226,9 @@ def test_forced_start_options_match(frames: dict[str, pd.DataFrame]) -> None:
     assert vec.get_attr("bar", [0, 2]) == [100, 7]
 
 
-def test_equity_equals_the_backtest(frames: dict[str, pd.DataFrame]) -> None:
-    costs = Costs(0.002, 5.0)
+@pytest.mark.parametrize("model", list(MODELS))
+def test_equity_equals_the_backtest(frames: dict[str, pd.DataFrame], model: str) -> None:
+    costs = MODELS[model]
     ranges = [("AAPL", 0, 60), ("CRASH", 40, 140), ("MOON", 10, 50)]
     vec = VecTradingSimulator(
         [frames[s] for s, _, _ in ranges],
@@ -231,8 +250,18 @@ def test_equity_equals_the_backtest(frames: dict[str, pd.DataFrame]) -> None:
                 equity[i].append(info["equity"])
                 finished[i] = bool(dones[i])
     for (symbol, start, end), eq, pos in zip(ranges, equity, positions, strict=True):
-        window = frames[symbol].iloc[start:end]
-        full = np.zeros(len(window))
-        full[: len(pos)] = pos
-        result = run_backtest(window, full, costs=costs)
-        np.testing.assert_allclose(eq, result.equity.to_numpy()[: len(eq)], rtol=0, atol=1e-9)
+        full = np.zeros(end)  # the bars before the range warm up volume-share costs' statistics
+        full[start : start + len(pos)] = pos
+        result = run_backtest(frames[symbol].iloc[:end], full, costs=costs)
+        np.testing.assert_array_equal(eq, result.equity.to_numpy()[start : start + len(eq)])
+
+
+def test_volume_share_orders_carry_over_in_the_batch(frames: dict[str, pd.DataFrame]) -> None:
+    """An order the cap cuts stays pending in the batched env as in the single one."""
+    costs = MODELS["volume_share"]
+    sims = [_sim(frames, "CRASH", costs=costs), _sim(frames, "MOON", costs=costs)]
+    vec = VecTradingSimulator.from_simulators(sims)
+    actions = np.tile([2, 0], (60, 1))  # long CRASH, short MOON: both orders beyond the cap
+    _assert_same_rollout(vec, sims, actions[:1], seed=0)
+    assert vec.get_attr("pending") == [True, True] == [s._book.pending for s in sims]
+    _assert_same_rollout(vec, sims, actions, seed=0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import warnings
 
 import numpy as np
@@ -195,9 +196,18 @@ def test_bad_construction_is_refused(bars: pd.DataFrame) -> None:
         vec.step(np.array([1, 1]))
 
 
-def test_volume_share_costs_are_refused(bars: pd.DataFrame) -> None:
-    # The compiled step books flat costs; impact and the participation cap are not batched.
+def test_bad_cost_models_are_refused(bars: pd.DataFrame) -> None:
+    # Volume-share costs read the bars' volume (their parity is pinned in test_vec_parity.py).
     from quant_pipelines.backtest.costs import VolumeShareCosts
 
-    with pytest.raises(ValueError, match=r"flat costs .* got VolumeShareCosts"):
-        VecTradingSimulator(bars, n_envs=2, costs=VolumeShareCosts())
+    with pytest.raises(ValueError, match="no 'volume' column"):
+        VecTradingSimulator(bars.drop(columns="volume"), n_envs=2, costs=VolumeShareCosts())
+    bad = bars.assign(volume=bars["volume"].where(bars.index != bars.index[7], -1.0))
+    with pytest.raises(
+        ValueError, match=f"volume must be finite and >= 0.*{re.escape(str(bars.index[7]))}"
+    ):
+        VecTradingSimulator(bad, costs=VolumeShareCosts())
+    with pytest.raises(TypeError, match="costs must be FlatCosts or VolumeShareCosts, got dict"):
+        VecTradingSimulator(bars, costs={"commission": 0.001})
+    vec = VecTradingSimulator(bars, n_envs=2, costs=VolumeShareCosts())
+    assert vec.get_attr("costs") == [VolumeShareCosts()] * 2
