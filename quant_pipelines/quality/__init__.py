@@ -9,7 +9,9 @@ calibration and the measured evaluation.
 from __future__ import annotations
 
 from quant_pipelines.quality._jumps import JUMP_BOUNDS, SPLIT_RATIOS
+from quant_pipelines.quality._prophet_fit import fit_prophet
 from quant_pipelines.quality._schedule import ModelSchedule, fit_schedule, period_starts
+from quant_pipelines.quality.batch import SymbolBatch, score_symbols
 from quant_pipelines.quality.calibration import (
     CalibrationTargets,
     calibrate,
@@ -22,7 +24,7 @@ from quant_pipelines.quality.goals import QUALITY_GOALS, QualityGoal
 from quant_pipelines.quality.harness import EvaluationRun, run_evaluation
 from quant_pipelines.quality.iforest import IForestModel, fit_iforest
 from quant_pipelines.quality.market_events import mark_market_events
-from quant_pipelines.quality.prophet_models import ProphetModels, fit_prophet
+from quant_pipelines.quality.prophet_models import ProphetModels
 from quant_pipelines.quality.rules import (
     IMPOSSIBLE_RULES,
     JUMP_RULES,
@@ -54,6 +56,7 @@ __all__ = [
     "ModelSchedule",
     "ProphetModels",
     "QualityGoal",
+    "SymbolBatch",
     "SymbolModels",
     "Thresholds",
     "build_features",
@@ -70,5 +73,6 @@ __all__ = [
     "period_starts",
     "run_evaluation",
     "score_bars",
+    "score_symbols",
     "walk_forward_scores",
 ]

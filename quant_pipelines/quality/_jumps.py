@@ -15,7 +15,8 @@ from __future__ import annotations
 import numpy as np
 
 from quant_pipelines.marketdata.calendars import ASSET_CLASS_CALENDARS, CalendarLike
-from quant_pipelines.quality._prepare import Prepared, previous_usable
+from quant_pipelines.quality._prepare import Prepared
+from quant_pipelines.quality._runs import previous_usable
 
 JUMP_BOUNDS: dict[str, float] = {"equity": 3.0, "fx": 2.0, "crypto": 5.0}
 """Largest one-bar price ratio (up, or its inverse down) a genuine bar of the asset class
@@ -109,8 +110,7 @@ def price_jumps(
         ``(jump, possible_split)`` bool arrays aligned to ``prep.bars``; a possible split is
         a jump whose close moved by a common split ratio.
     """
-    frame = prep.frame
-    prices = frame[["open", "high", "low", "close"]].to_numpy(dtype="float64")
+    prices = prep.frame_values[:, :4]
     close = prices[:, 3]
     prev = previous_usable(prep.usable)
     has = prev >= 0
@@ -120,8 +120,8 @@ def price_jumps(
     ref = np.where(has, close[j], np.nan)
     cand, _ = _candidates(prices, ref, scale, bound=bound, split_z=split_z)
     cand &= prep.usable
-    jump = np.zeros(len(frame), dtype=bool)
-    anchor = np.full(len(frame), np.nan)  # the close before the jump run
+    jump = np.zeros(len(prices), dtype=bool)
+    anchor = np.full(len(prices), np.nan)  # the close before the jump run
     for i in np.flatnonzero(cand):
         p = j[i]
         if jump[p]:
@@ -136,7 +136,7 @@ def price_jumps(
         jump[i] = True
 
     rows = prep.row_to_frame
-    bars = prep.bars[["open", "high", "low", "close"]].to_numpy(dtype="float64")
+    bars = prep.values[:, :4]
     row_prev = j[rows]
     row_ok = has[rows]
     row_cand, row_split = _candidates(

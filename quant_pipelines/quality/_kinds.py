@@ -21,6 +21,8 @@ whichever of the detectors and the feed-error rules set the level (the rule on a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -32,13 +34,15 @@ def volume_kind(volume_z: np.ndarray) -> np.ndarray:
     return np.where(np.nan_to_num(volume_z) < 0, "volume_drop", "volume_burst")
 
 
-def statistical_kinds(fired: dict[str, np.ndarray], feats: pd.DataFrame) -> np.ndarray:
+def statistical_kinds(
+    fired: dict[str, np.ndarray], feats: pd.DataFrame | Mapping[str, np.ndarray]
+) -> np.ndarray:
     """The kind each detector verdict points at (see the module docstring)."""
     price = np.maximum(
-        np.abs(np.nan_to_num(feats["move_z"].to_numpy())),
-        np.abs(np.nan_to_num(feats["gap_move_z"].to_numpy())),
+        np.abs(np.nan_to_num(np.asarray(feats["move_z"]))),
+        np.abs(np.nan_to_num(np.asarray(feats["gap_move_z"]))),
     )
-    volume_z = feats["volume_z"].to_numpy()
+    volume_z = np.asarray(feats["volume_z"])
     volume = volume_kind(volume_z)
     forest = np.where(price >= np.abs(np.nan_to_num(volume_z)), "price_spike", volume)
     return np.where(
@@ -60,7 +64,7 @@ def assign_kinds(
     possible_split: np.ndarray,
     statistical: np.ndarray,
     fired: dict[str, np.ndarray],
-    feats: pd.DataFrame,
+    feats: pd.DataFrame | Mapping[str, np.ndarray],
 ) -> np.ndarray:
     """Most likely kind per bar.
 
@@ -76,7 +80,10 @@ def assign_kinds(
     """
     stat_kind = statistical_kinds(fired, feats)
     out = np.full(len(rules), "", dtype=object)
+    raised = np.asarray(statistical) > 0
     for i, names in enumerate(rules):
+        if not names and not raised[i]:
+            continue  # no rule broken, below every threshold: no kind
         hard = first_rule_kind(names, IMPOSSIBLE_RULES)
         feed = first_rule_kind(names, SUSPICIOUS_RULES)
         if hard:

@@ -13,10 +13,12 @@ import pandas as pd
 from quant_pipelines.marketdata.calendars import CalendarLike
 from quant_pipelines.marketdata.schema import normalize_bars
 from quant_pipelines.quality._jumps import jump_bound_for
-from quant_pipelines.quality._prepare import HISTORY_USABLE, prepare, stale_runs
+from quant_pipelines.quality._prepare import HISTORY_USABLE, prepare
+from quant_pipelines.quality._prophet_fit import fit_prophet
+from quant_pipelines.quality._runs import stale_runs
 from quant_pipelines.quality.features import features_from_prepared, trailing_stats
 from quant_pipelines.quality.iforest import IForestModel, fit_iforest, training_rows
-from quant_pipelines.quality.prophet_models import TRAIN_WINDOW, ProphetModels, fit_prophet
+from quant_pipelines.quality.prophet_models import TRAIN_WINDOW, ProphetModels
 from quant_pipelines.quality.rules import RULES, rule_flags
 
 TRAIN_CONTEXT = HISTORY_USABLE + 40
@@ -98,7 +100,7 @@ def fit_models(
     stats = trailing_stats(prep)
     feats = features_from_prepared(prep, stats=stats)
     flags = rule_flags(prep, sigma=stats["sigma"], jump_bound=jump_bound_for(calendar))
-    close = np.where(prep.frame_bad, np.nan, prep.frame["close"].to_numpy(dtype="float64"))
+    close = np.where(prep.frame_bad, np.nan, prep.frame_close)
     stale = stale_runs(close, min_run=stale_run)[prep.row_to_frame]
     broken = flags[list(RULES)].to_numpy(dtype=bool).any(axis=1) | stale
     drop = broken | _exclude_mask(feats.index, exclude)

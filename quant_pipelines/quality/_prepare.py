@@ -10,24 +10,30 @@ Everything derived here is causal: a row's flags depend on that row and the rows
 The history tail is long enough (:data:`HISTORY_USABLE` usable rows) that the features of a
 batch row are exactly those it would get with all of history in front.
 
+The view holds NumPy arrays (timestamps as int64 nanoseconds, OHLCV as an ``(n, 5)`` float64
+matrix); the pandas frames are built only when asked for. Scoring one bar a day for many
+symbols is dominated by this per-symbol work, so it stays out of pandas.
+
 Private helper of :mod:`quant_pipelines.quality`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
-from quant_pipelines.marketdata.calendars import (
-    CalendarLike,
-    bar_session_positions,
-    bar_times,
-    parse_freq,
-    session_fractions,
+from quant_pipelines.marketdata.calendars import CalendarLike
+from quant_pipelines.marketdata.schema import (
+    BAR_COLUMNS,
+    INDEX_NAME,
+    BarSchemaError,
+    make_bars,
+    normalize_bars,
 )
-from quant_pipelines.marketdata.schema import BAR_COLUMNS, normalize_bars
 from quant_pipelines.marketdata.validate import (
     INCONSISTENT_OHLC,
     NEGATIVE_VOLUME,
@@ -35,14 +41,37 @@ from quant_pipelines.marketdata.validate import (
     NON_POSITIVE_PRICE,
     value_checks,
 )
+from quant_pipelines.quality._runs import (
+    previous_usable,
+    run_positions,
+    stale_repeats,
+    stale_runs,
+)
+from quant_pipelines.quality._sessions import OffCalendarError, sessions_many, sessions_of
+
+__all__ = [
+    "HISTORY_USABLE",
+    "OffCalendarError",
+    "Prepared",
+    "bar_arrays",
+    "bars_like_empty",
+    "impossible",
+    "prepare",
+    "prepare_many",
+    "previous_usable",
+    "run_positions",
+    "sessions_many",
+    "sessions_of",
+    "stale_repeats",
+    "stale_runs",
+]
 
 HISTORY_USABLE = 160
 """Usable history rows kept in front of a batch: more than the features' memory (141 usable
 rows: a 60-bar robust median of 60-bar deviations, then a 20-bar mean, then the previous bar)."""
 
-
-class OffCalendarError(ValueError):
-    """Bars lie outside the sessions of the calendar they are scored on."""
+CLOSE = BAR_COLUMNS.index("close")
+"""Column of the close in the ``(n, 5)`` value matrices."""
 
 
 @dataclass(frozen=True)
@@ -50,24 +79,28 @@ class Prepared:
     """The batch and its unique, sorted frame.
 
     Attributes:
-        bars: The batch in the bar schema, original order (duplicate rows kept).
-        frame: One row per timestamp (first occurrence), sorted; the history tail first.
-        n_hist: Number of history rows at the front of ``frame``.
-        row_to_frame: For each row of ``bars``, its position in ``frame``.
-        pos: Position of each ``frame`` row on the expected bar grid (its session for daily
+        index: The batch's timestamps (UTC, named ``ts``), original order, duplicates kept.
+        values: The batch's OHLCV, ``(len(index), 5)`` float64 in bar-schema column order.
+        frame_index: One timestamp per frame row (first occurrence), sorted; history first.
+        frame_values: The frame's OHLCV, ``(len(frame_index), 5)`` float64.
+        n_hist: Number of history rows at the front of the frame.
+        row_to_frame: For each batch row, its position in the frame.
+        pos: Position of each frame row on the expected bar grid (its session for daily
             bars; row number when there is no calendar), as float64.
-        fraction: Per ``frame`` row, its trading time as a fraction of a regular bar
+        fraction: Per frame row, its trading time as a fraction of a regular bar
             (1 without a calendar; 0.54 for an XNYS early close).
-        value_bad: Per ``bars`` row: impossible values (non-positive or non-finite price,
+        value_bad: Per batch row: impossible values (non-positive or non-finite price,
             inconsistent OHLC, negative volume) and zero volume.
-        frame_bad: Impossible values per ``frame`` row.
-        stale: Per ``frame`` row: the close repeats the previous one and the run of identical
+        frame_bad: Impossible values per frame row.
+        stale: Per frame row: the close repeats the previous one and the run of identical
             closes up to and including this row is at least ``stale_run`` long (causal).
-        usable: Per ``frame`` row: may enter trailing statistics.
+        usable: Per frame row: may enter trailing statistics.
     """
 
-    bars: pd.DataFrame
-    frame: pd.DataFrame
+    index: pd.DatetimeIndex
+    values: np.ndarray
+    frame_index: pd.DatetimeIndex
+    frame_values: np.ndarray
     n_hist: int
     row_to_frame: np.ndarray
     pos: np.ndarray
@@ -77,6 +110,21 @@ class Prepared:
     stale: np.ndarray
     usable: np.ndarray
 
+    @cached_property
+    def bars(self) -> pd.DataFrame:
+        """The batch as a bar-schema frame (original order, duplicate rows kept)."""
+        return make_bars(self.index, self.values)
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """The unique, sorted frame as a bar-schema frame."""
+        return make_bars(self.frame_index, self.frame_values)
+
+    @property
+    def frame_close(self) -> np.ndarray:
+        """Closes of the frame rows."""
+        return self.frame_values[:, CLOSE]
+
 
 def impossible(checks: dict[str, np.ndarray]) -> np.ndarray:
     """Rows with any impossible value (zero volume is possible, so it is not counted)."""
@@ -84,122 +132,62 @@ def impossible(checks: dict[str, np.ndarray]) -> np.ndarray:
     return np.logical_or.reduce([checks[k] for k in keys])
 
 
-def _calendar_name(calendar: CalendarLike) -> str:
-    return calendar if isinstance(calendar, str) else calendar.name
+def bar_arrays(df: pd.DataFrame) -> tuple[pd.DatetimeIndex, np.ndarray]:
+    """The index and ``(n, 5)`` float64 OHLCV of a frame, as :func:`normalize_bars` gives them.
 
-
-def sessions_of(
-    index: pd.DatetimeIndex,
-    calendar: CalendarLike | None,
-    freq: str,
-    *,
-    symbol: str | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Grid positions and session fractions of sorted unique timestamps.
-
-    Args:
-        index: Sorted unique UTC timestamps.
-        calendar: Calendar, calendar name or asset class; ``None`` numbers the rows and
-            gives every bar a full session.
-        freq: Bar frequency.
-        symbol: Named in the error message.
-
-    Returns:
-        ``(pos, fraction)`` as float64 arrays; consecutive bars without a gap differ by 1.
+    A frame already in the schema (the five columns in order, numeric, a tz-aware index) is
+    read without a copy of every column.
 
     Raises:
-        OffCalendarError: If a bar lies outside the calendar's sessions (the symbol does not
-            trade on that calendar); a ``ValueError``.
+        BarSchemaError: If the frame cannot be coerced to the bar schema.
     """
-    n = len(index)
-    if calendar is None or n == 0:
-        return np.arange(n, dtype="float64"), np.ones(n)
-    try:
-        session_pos = bar_session_positions(calendar, index, freq=freq)
-        fraction = session_fractions(calendar, index, freq=freq)
-    except ValueError as exc:
-        who = f"symbol {symbol!r}" if symbol else "the symbol"
-        raise OffCalendarError(
-            f"{who} has bars outside calendar {_calendar_name(calendar)!r}: {exc}. Pass the "
-            "calendar the symbol trades on (e.g. '24/7' for crypto, '24/5' for fx)."
-        ) from exc
-    if parse_freq(freq) >= pd.Timedelta("1D"):
-        return session_pos.astype("float64"), fraction
-    lo = index[0].tz_convert(None).normalize() - pd.Timedelta("2D")
-    hi = index[-1].tz_convert(None).normalize() + pd.Timedelta("2D")
-    grid = bar_times(calendar, lo, hi, freq=freq).asi8
-    stamps = index.asi8
-    left = np.searchsorted(grid, stamps, side="left")
-    on_grid = (left < len(grid)) & (grid[np.minimum(left, len(grid) - 1)] == stamps)
-    # In-session timestamps off the grid sit half-way between their neighbours on the grid.
-    return np.where(on_grid, left, left - 0.5).astype("float64"), fraction
-
-
-def run_positions(close: np.ndarray) -> np.ndarray:
-    """1-based position of each row in its run of identical valid closes (1: a new value)."""
-    n = len(close)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    valid = np.isfinite(close) & (close > 0)
-    same = np.zeros(n, dtype=bool)
-    same[1:] = (close[1:] == close[:-1]) & valid[1:] & valid[:-1]
-    starts = np.maximum.accumulate(np.where(~same, np.arange(n), 0))
-    return np.arange(n) - starts + 1
-
-
-def stale_repeats(close: np.ndarray, *, min_run: int) -> np.ndarray:
-    """Rows whose run of identical closes, up to and including them, is ``min_run`` or longer.
-
-    Causal: the bar that makes the run ``min_run`` long is the first flagged, and the earlier
-    repeats of the run are never flagged retroactively.
-
-    Args:
-        close: Closes of unique, sorted rows (invalid closes break runs).
-        min_run: Run length (identical closes, the first one included) that makes it stale.
-
-    Returns:
-        Boolean array.
-    """
-    return run_positions(close) >= max(int(min_run), 2)
-
-
-def stale_runs(close: np.ndarray, *, min_run: int) -> np.ndarray:
-    """Every repeat of a run that reaches ``min_run`` identical closes (for training masks).
-
-    Not causal (a run's early repeats are known to be stale only once it is long): use it on
-    data strictly before what is scored, e.g. to leave stale repeats out of a training window.
-    """
-    pos = run_positions(close)
-    run_id = np.cumsum(pos == 1)
-    longest = np.zeros(run_id.max() + 1 if len(pos) else 1, dtype=np.int64)
-    np.maximum.at(longest, run_id, pos)
-    return (pos > 1) & (longest[run_id] >= max(int(min_run), 2))
-
-
-def _history_before(
-    history: pd.DataFrame | None, first_ts: pd.Timestamp | None, stale_run: int
-) -> pd.DataFrame:
-    if history is None or len(history) == 0:
-        return bars_like_empty()
-    hist = normalize_bars(history)
-    hist = hist[~hist.index.duplicated(keep="first")].sort_index(kind="stable")
-    if first_ts is not None:
-        hist = hist[hist.index < first_ts]
-    bad = impossible(value_checks(hist))
-    close = np.where(bad, np.nan, hist["close"].to_numpy(dtype="float64"))
-    usable = np.flatnonzero(~bad & ~stale_repeats(close, min_run=stale_run))
-    if len(usable) <= HISTORY_USABLE:
-        return hist
-    # A run cut at the tail's start is recounted from there: the margin keeps that recount
-    # out of the last HISTORY_USABLE usable rows, so batch features stay exact.
-    cut = max(int(usable[-HISTORY_USABLE]) - max(int(stale_run), 2), 0)
-    return hist.iloc[cut:]
+    index = df.index if isinstance(df, pd.DataFrame) else None
+    if (
+        isinstance(index, pd.DatetimeIndex)
+        and index.tz is not None
+        and tuple(df.columns) == BAR_COLUMNS
+        and not index.hasnans
+    ):
+        values = df.to_numpy()
+        if values.dtype == np.float64:  # every column float64, or ints made float as normalize
+            return index.tz_convert("UTC").as_unit("ns").rename(INDEX_NAME), values
+    df = normalize_bars(df)
+    return df.index, df.to_numpy(dtype="float64")
 
 
 def bars_like_empty() -> pd.DataFrame:
     """An empty bar-schema frame."""
     index = pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", name="ts")
     return pd.DataFrame({c: np.empty(0) for c in BAR_COLUMNS}, index=index)
+
+
+def _first_sorted(stamps: np.ndarray) -> np.ndarray:
+    """Rows of the first occurrence of each distinct timestamp, in timestamp order."""
+    if len(stamps) < 2 or bool((np.diff(stamps) > 0).all()):
+        return np.arange(len(stamps))
+    return np.unique(stamps, return_index=True)[1]
+
+
+def _history_tail(bad: np.ndarray, close: np.ndarray, stale_run: int) -> int:
+    """First history row kept: the tail that holds the last HISTORY_USABLE usable rows."""
+    usable = np.flatnonzero(~bad & ~stale_repeats(np.where(bad, np.nan, close), min_run=stale_run))
+    if len(usable) <= HISTORY_USABLE:
+        return 0
+    # A run cut at the tail's start is recounted from there: the margin keeps that recount
+    # out of the last HISTORY_USABLE usable rows, so batch features stay exact.
+    return max(int(usable[-HISTORY_USABLE]) - max(int(stale_run), 2), 0)
+
+
+@dataclass(frozen=True)
+class PrepareInput:
+    """One symbol's arguments of :func:`prepare` (see there)."""
+
+    bars: pd.DataFrame
+    history: pd.DataFrame | None = None
+    calendar: CalendarLike | None = None
+    freq: str = "1D"
+    stale_run: int = 5
+    symbol: str | None = None
 
 
 def prepare(
@@ -229,39 +217,86 @@ def prepare(
     Raises:
         ValueError: If a bar lies outside the calendar's sessions.
     """
-    batch = normalize_bars(bars)
-    first_ts = batch.index.min() if len(batch) else None
-    hist = _history_before(history, first_ts, stale_run)
-    order = np.argsort(batch.index.asi8, kind="stable")
-    sorted_batch = batch.iloc[order]
-    unique_batch = sorted_batch[~sorted_batch.index.duplicated(keep="first")]
-    frame = pd.concat([hist, unique_batch]) if len(hist) else unique_batch
-    n_hist = len(hist)
-    row_to_frame = n_hist + np.searchsorted(unique_batch.index.asi8, batch.index.asi8)
+    return prepare_many([PrepareInput(bars, history, calendar, freq, stale_run, symbol)])[0]
 
-    frame_bad = impossible(value_checks(frame))
-    close = np.where(frame_bad, np.nan, frame["close"].to_numpy(dtype="float64"))
-    stale = stale_repeats(close, min_run=stale_run)
-    pos, fraction = sessions_of(frame.index, calendar, freq, symbol=symbol)
-    return Prepared(
-        bars=batch,
-        frame=frame,
-        n_hist=n_hist,
-        row_to_frame=row_to_frame,
-        pos=pos,
-        fraction=fraction,
-        value_bad=value_checks(batch),
-        frame_bad=frame_bad,
-        stale=stale,
-        usable=~frame_bad & ~stale,
+
+def _who(symbol: str | None) -> str:
+    return f"symbol {symbol!r}" if symbol else "bars"
+
+
+def _arrays(
+    item: PrepareInput,
+) -> tuple[pd.DatetimeIndex, np.ndarray, pd.DatetimeIndex, np.ndarray]:
+    """Batch and history arrays (history: first row per timestamp, sorted, before the batch).
+
+    Raises:
+        BarSchemaError: If the bars or the history are not in the bar schema (the message
+            names the symbol).
+    """
+    try:
+        index, values = bar_arrays(item.bars)
+        empty = item.history is None or len(item.history) == 0
+        h_index, h_values = (index[:0], np.empty((0, 5))) if empty else bar_arrays(item.history)
+    except BarSchemaError as exc:
+        raise BarSchemaError(f"{_who(item.symbol)}: {exc}") from exc
+    if empty:
+        return index, values, h_index, h_values
+    keep = _first_sorted(h_index.asi8)
+    if len(index):
+        keep = keep[h_index.asi8[keep] < index.asi8.min()]
+    return index, values, h_index[keep], h_values[keep]
+
+
+def prepare_many(items: Sequence[PrepareInput]) -> list[Prepared]:
+    """:func:`prepare` of many symbols, identical to one call each.
+
+    The value checks run once over the rows of all symbols, and the calendar lookups of daily
+    bars once per calendar: the pandas and calendar overhead is paid once per batch, not once
+    per symbol.
+    """
+    arrays = [_arrays(item) for item in items]
+    blocks = [m for _, values, _, h_values in arrays for m in (h_values, values)]
+    checks = _checks(np.concatenate(blocks) if len(blocks) > 1 else blocks[0]) if blocks else {}
+    staged, start = [], 0
+    for item, (index, values, h_index, h_values) in zip(items, arrays, strict=True):
+        n_h, stop = len(h_index), start + len(h_index) + len(index)
+        own = {k: v[start:stop] for k, v in checks.items()}
+        start = stop
+        bad = impossible(own)
+        cut = _history_tail(bad[:n_h], h_values[:, CLOSE], item.stale_run) if n_h else 0
+        first = _first_sorted(index.asi8)
+        if n_h - cut:
+            frame_index = h_index[cut:].append(index[first])
+            frame_values = np.concatenate([h_values[cut:], values[first]])
+        else:
+            frame_index, frame_values = index[first], values[first]
+        frame_bad = np.concatenate([bad[cut:n_h], bad[n_h:][first]])
+        close = np.where(frame_bad, np.nan, frame_values[:, CLOSE])
+        stale = stale_repeats(close, min_run=item.stale_run)
+        staged.append(
+            {
+                "index": index,
+                "values": values,
+                "frame_index": frame_index,
+                "frame_values": frame_values,
+                "n_hist": n_h - cut,
+                "row_to_frame": (n_h - cut) + np.searchsorted(index.asi8[first], index.asi8),
+                "value_bad": {k: v[n_h:] for k, v in own.items()},
+                "frame_bad": frame_bad,
+                "stale": stale,
+                "usable": ~frame_bad & ~stale,
+            }
+        )
+    sessions = sessions_many(
+        [(item.calendar, item.freq, item.symbol) for item in items],
+        [stage["frame_index"] for stage in staged],
     )
+    return [
+        Prepared(pos=pos, fraction=fraction, **stage)
+        for stage, (pos, fraction) in zip(staged, sessions, strict=True)
+    ]
 
 
-def previous_usable(usable: np.ndarray) -> np.ndarray:
-    """For each row, the index of the last usable row strictly before it (-1 when none)."""
-    n = len(usable)
-    idx = np.where(usable, np.arange(n), -1)
-    last = np.maximum.accumulate(idx) if n else idx
-    out = np.full(n, -1, dtype=np.int64)
-    out[1:] = last[:-1]
-    return out
+def _checks(values: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`~quant_pipelines.marketdata.validate.value_checks` of an OHLCV matrix."""
+    return value_checks(pd.DataFrame(values, columns=list(BAR_COLUMNS), copy=False))

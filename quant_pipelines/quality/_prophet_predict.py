@@ -20,6 +20,7 @@ depends only on the model, the seed and the bar: batch size and position change 
 from __future__ import annotations
 
 import contextlib
+import logging
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -36,6 +37,38 @@ widening with the horizon."""
 
 MAX_STEPS = 2000
 """Most steps in an interval table (hourly bars: about 12 weeks)."""
+
+
+def quiet_logs() -> None:
+    """Silence cmdstanpy's per-fit INFO lines and prophet's "plotly not installed" error."""
+    logging.getLogger("prophet.plot").setLevel(logging.CRITICAL)
+    from cmdstanpy.utils import get_logger  # sets up cmdstanpy's logger (DEBUG) on first call
+
+    for logger in (get_logger(), logging.getLogger("prophet")):
+        if logger.getEffectiveLevel() < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
+def naive_utc(index: pd.DatetimeIndex) -> pd.Series:
+    """Tz-naive UTC ``ns`` timestamps, as Prophet's ``ds`` column wants them."""
+    return pd.Series(index.tz_convert("UTC").tz_localize(None).as_unit("ns"))
+
+
+def model_from_text(text: str) -> Prophet:
+    """A Prophet model from prophet's ``model_to_json`` text."""
+    from prophet.serialize import model_from_json
+
+    quiet_logs()
+    with quiet_prophet():
+        return model_from_json(text)
+
+
+def model_to_text(model: Prophet) -> str:
+    """prophet's ``model_to_json`` text of a model."""
+    from prophet.serialize import model_to_json
+
+    with quiet_prophet():
+        return model_to_json(model)
 
 
 @contextlib.contextmanager

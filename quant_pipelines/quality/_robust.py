@@ -27,34 +27,97 @@ def _windows(x: np.ndarray, window: int) -> np.ndarray:
 
 
 def _reduce(
-    x: np.ndarray, window: int, min_count: int, func: Callable[..., np.ndarray], **kwargs: int
+    x: np.ndarray,
+    window: int,
+    min_count: int,
+    func: Callable[..., np.ndarray],
+    rows: np.ndarray | None = None,
+    **kwargs: int,
 ) -> np.ndarray:
     if len(x) == 0:
         return np.zeros(0)
     view = _windows(x, window)
+    if rows is not None:  # only these windows (a row's statistic depends on its window alone)
+        view = view[rows]
     count = np.isfinite(view).sum(axis=1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows
         out = func(view, axis=1, **kwargs)
-    return np.where(count >= max(min_count, 1), out, np.nan)
+    out = np.where(count >= max(min_count, 1), out, np.nan)
+    if rows is None:
+        return out
+    full = np.full(len(x), np.nan)
+    full[rows] = out
+    return full
 
 
-def trailing_median(x: np.ndarray, window: int, *, min_count: int | None = None) -> np.ndarray:
-    """Median of each trailing window (``min_count`` defaults to ``window``)."""
-    return _reduce(x, window, window if min_count is None else min_count, np.nanmedian)
+def reach(rows: np.ndarray, window: int, n: int) -> np.ndarray:
+    """The positions whose values the trailing windows ending at ``rows`` read (sorted)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    opened = np.bincount(np.maximum(rows - window + 1, 0), minlength=n + 1)
+    closed = np.bincount(rows + 1, minlength=n + 1)
+    return np.flatnonzero(np.cumsum(opened - closed)[:n] > 0)
 
 
-def trailing_mean(x: np.ndarray, window: int, *, min_count: int | None = None) -> np.ndarray:
-    """Mean of each trailing window (``min_count`` defaults to ``window``)."""
-    return _reduce(x, window, window if min_count is None else min_count, np.nanmean)
+def nanmedian_rows(view: np.ndarray, axis: int = 1) -> np.ndarray:
+    """``np.nanmedian(view, axis=1)`` of a 2-D array, bit for bit, without its masked arrays.
+
+    NumPy computes the median of rows shorter than 600 through ``np.ma.median``: sort (NaN
+    last), take the two middle values of the non-NaN ones (the same one twice for an odd
+    count) and halve their sum (added from +0.0, as NumPy's reduction does). This does the
+    same arithmetic on plain arrays (NaN for an all-NaN row), about eight times faster on the
+    windows used here.
+    """
+    if axis != 1 or view.ndim != 2 or view.shape[1] >= 600:
+        return np.nanmedian(view, axis=axis)
+    ordered = np.sort(view, axis=1)
+    count = view.shape[1] - np.isnan(view).sum(axis=1)
+    high = count // 2
+    low = np.where(count % 2 == 1, high, high - 1)
+    rows = np.arange(len(view))
+    last = max(view.shape[1] - 1, 0)
+    with np.errstate(invalid="ignore"):  # inf - inf: NumPy's NaN too
+        pair = (0.0 + ordered[rows, np.clip(low, 0, last)]) + ordered[rows, np.clip(high, 0, last)]
+    return np.where(count > 0, pair / 2.0, np.nan)
+
+
+def trailing_median(
+    x: np.ndarray,
+    window: int,
+    *,
+    min_count: int | None = None,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Median of each trailing window (``min_count`` defaults to ``window``; ``rows``: only
+    at these positions, NaN elsewhere -- the same values there)."""
+    mc = window if min_count is None else min_count
+    return _reduce(x, window, mc, nanmedian_rows, rows)
+
+
+def trailing_mean(
+    x: np.ndarray,
+    window: int,
+    *,
+    min_count: int | None = None,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Mean of each trailing window (``min_count`` defaults to ``window``; ``rows`` as for
+    :func:`trailing_median`)."""
+    return _reduce(x, window, window if min_count is None else min_count, np.nanmean, rows)
 
 
 def trailing_std(
-    x: np.ndarray, window: int, *, ddof: int = 0, min_count: int | None = None
+    x: np.ndarray,
+    window: int,
+    *,
+    ddof: int = 0,
+    min_count: int | None = None,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Standard deviation of each trailing window (``min_count`` defaults to ``window``)."""
+    """Standard deviation of each trailing window (``min_count`` defaults to ``window``;
+    ``rows`` as for :func:`trailing_median`)."""
     mc = window if min_count is None else max(min_count, ddof + 1)
-    return _reduce(x, window, mc, np.nanstd, ddof=ddof)
+    return _reduce(x, window, mc, np.nanstd, rows, ddof=ddof)
 
 
 def shift(x: np.ndarray, periods: int = 1) -> np.ndarray:
@@ -66,7 +129,13 @@ def shift(x: np.ndarray, periods: int = 1) -> np.ndarray:
 
 
 def clip_outliers(
-    x: np.ndarray, *, window: int = 60, k: float = 5.0, min_periods: int = 10, center: bool = True
+    x: np.ndarray,
+    *,
+    window: int = 60,
+    k: float = 5.0,
+    min_periods: int = 10,
+    center: bool = True,
+    rows: np.ndarray | None = None,
 ) -> np.ndarray:
     """Tame outliers against the values before them (causal).
 
@@ -82,6 +151,8 @@ def clip_outliers(
         k: Outlier distance in robust sigmas.
         min_periods: Values needed before replacing starts.
         center: Measure deviations from the trailing median (False: from zero, for returns).
+        rows: Only these positions (sorted), NaN elsewhere: the medians are computed where
+            those positions read them, and the values there are the same as without ``rows``.
 
     Returns:
         The values with outliers replaced.
@@ -89,13 +160,18 @@ def clip_outliers(
     values = np.asarray(x, dtype="float64")
     prev = shift(values)
     if center:
-        mid = trailing_median(prev, window, min_count=min_periods)
+        read = None if rows is None else reach(rows, window, len(values))
+        mid = trailing_median(prev, window, min_count=min_periods, rows=read)
         dev = np.abs(prev - mid)
     else:
         mid = np.zeros(len(values))
         dev = np.abs(prev)
-    scale = MAD_TO_SIGMA * trailing_median(dev, window, min_count=min_periods)
+    scale = MAD_TO_SIGMA * trailing_median(dev, window, min_count=min_periods, rows=rows)
     out = values.copy()
+    if rows is not None:
+        keep = np.zeros(len(values), dtype=bool)
+        keep[rows] = True
+        out[~keep] = np.nan
     ok = np.isfinite(mid) & np.isfinite(scale) & (scale > 0) & np.isfinite(out)
     diff = np.where(ok, out - mid, 0.0)
     outlier = ok & (np.abs(diff) > k * np.where(ok, scale, 1.0))

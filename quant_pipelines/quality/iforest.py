@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from sklearn.ensemble import IsolationForest
 
+from quant_pipelines.quality._forest import forest_scores
 from quant_pipelines.quality.features import IFOREST_FEATURES, model_matrix
 
 N_ESTIMATORS = 100
@@ -54,7 +55,7 @@ class IForestModel:
         """
         if len(features) == 0:
             return np.zeros(0)
-        raw = -self.estimator.score_samples(model_matrix(features))
+        [raw] = forest_scores([(self.estimator, model_matrix(features))])  # -score_samples
         scores = np.clip(raw, 0.0, 1.0)
         warm = features["warmup"].to_numpy(dtype=bool) if "warmup" in features else False
         return np.where(warm, 0.0, scores)

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from quant_pipelines.quality._robust import nanmedian_rows
 from quant_pipelines.quality.rules import IMPOSSIBLE_RULES, RULE_KINDS, SUSPICIOUS_RULES
 from quant_pipelines.quality.severity import combine_levels, level_names, rule_name_levels
 
@@ -62,20 +63,24 @@ def _events(
     frames: dict[str, pd.DataFrame], *, min_symbols: int, min_fraction: float
 ) -> dict[str, np.ndarray]:
     """Per symbol, a bool per row: the row is a market event."""
-    firsts = {n: f[~f.index.duplicated(keep="first")] for n, f in frames.items()}
-    names = list(firsts)
-    stamps = pd.DatetimeIndex(sorted(set().union(*(f.index for f in firsts.values()))))
+    names = list(frames)
+    index = {n: pd.DatetimeIndex(frames[n].index).as_unit("ns").asi8 for n in names}
+    # each symbol's first row per timestamp, in row order (later duplicates repeat it)
+    firsts = {n: np.unique(index[n], return_index=True)[1] for n in names}
+    stamps = np.unique(np.concatenate([index[n] for n in names])) if names else np.zeros(0)
     if len(names) < min_symbols or len(stamps) == 0:
         return {n: np.zeros(len(f), dtype=bool) for n, f in frames.items()}
+    at_first = {n: np.searchsorted(stamps, index[n][firsts[n]]) for n in names}
+
+    warm = {n: frames[n]["warmup"].to_numpy(dtype=bool)[firsts[n]] for n in names}
 
     def matrix(col: str) -> np.ndarray:
-        cols = []
-        for n in names:
-            f = firsts[n]
-            values = f[col].to_numpy(dtype="float64") if col in f else np.full(len(f), np.nan)
-            values = np.where(f["warmup"].to_numpy(dtype=bool), np.nan, values)
-            cols.append(pd.Series(values, index=f.index).reindex(stamps).to_numpy())
-        return np.column_stack(cols)
+        out = np.full((len(stamps), len(names)), np.nan)
+        for i, n in enumerate(names):
+            if col in frames[n]:
+                values = frames[n][col].to_numpy(dtype="float64")[firsts[n]]
+                out[at_first[n], i] = np.where(warm[n], np.nan, values)
+        return out
 
     ok = np.ones((len(stamps), len(names)), dtype=bool)
     takes_part = np.zeros_like(ok)
@@ -96,18 +101,17 @@ def _events(
             takes_part |= (up_ok & (x >= theta / 2)) | (down_ok & (x <= -theta / 2))
         ok &= explained | ~np.isfinite(x)
     lr = matrix("log_return")
-    class_lr = np.nanmedian(np.where(np.isfinite(lr), lr, np.nan), axis=1)
+    class_lr = nanmedian_rows(np.where(np.isfinite(lr), lr, np.nan))
     event = ok & takes_part
+    with np.errstate(invalid="ignore"):
+        jump_ok = (np.abs(lr - class_lr[:, None]) <= 0.5 * np.abs(class_lr)[:, None]) & (
+            np.isfinite(up_moves["ret_z"])[:, None]
+        )
     out = {}
     for i, name in enumerate(names):
-        frame = frames[name]
-        hit = pd.Series(event[:, i], index=stamps)
-        jump_ok = np.abs(lr[:, i] - class_lr) <= 0.5 * np.abs(class_lr)
-        jump_ok = pd.Series(jump_ok & np.isfinite(up_moves["ret_z"]), index=stamps)
-        has_jump = np.array(["price_jump" in r for r in frame["rules"]], dtype=bool)
-        row_event = hit.reindex(frame.index).fillna(False).to_numpy(dtype=bool)
-        row_jump_ok = jump_ok.reindex(frame.index).fillna(False).to_numpy(dtype=bool)
-        out[name] = row_event & (~has_jump | row_jump_ok)
+        at = np.searchsorted(stamps, index[name])
+        has_jump = np.array(["price_jump" in r for r in frames[name]["rules"]], dtype=bool)
+        out[name] = event[at, i] & (~has_jump | jump_ok[at, i])
     return out
 
 
@@ -144,13 +148,19 @@ def mark_market_events(
     for frames in by_class.values():
         shared = _events(frames, min_symbols=min_symbols, min_fraction=min_fraction)
         for name, frame in frames.items():
-            result = frame.copy()
             event = frame["market_event"].to_numpy(dtype=bool) | shared[name]
             rule, jump = rule_name_levels(frame["rules"])
             stat = frame["statistical_level"].to_numpy()
             level = combine_levels(rule, stat, market_event=event, jump=jump)
+            severity = level_names(level)
+            if not event.any() and np.array_equal(
+                severity, frame["severity"].to_numpy(dtype=object)
+            ):
+                out[name] = frame.copy()  # nothing to mark: the same values as below
+                continue
+            result = frame.copy()
             result["market_event"] = event
-            result["severity"] = level_names(level)
+            result["severity"] = severity
             result["flags"] = [
                 [*f, "market_event"] if e and "market_event" not in f else list(f)
                 for f, e in zip(frame["flags"], event, strict=True)

@@ -83,6 +83,35 @@ RULE_KINDS: dict[str, str] = {
 """Anomaly kind (as in ``SyntheticSource`` labels) that each rule detects."""
 
 
+def rule_arrays(
+    prep: Prepared,
+    *,
+    sigma: np.ndarray | None = None,
+    jump_bound: float | None = None,
+    split_z: float = SPLIT_Z,
+) -> dict[str, np.ndarray]:
+    """The columns of :func:`rule_flags` as arrays (no frame is built)."""
+    at = prep.row_to_frame
+    gaps = np.zeros(len(prep.frame_index), dtype=np.int64)
+    if len(prep.frame_index) > 1:
+        steps = np.diff(prep.pos)
+        gaps[1:] = np.maximum(np.floor(steps - 1.0 + 1e-9), 0).astype(np.int64)
+    out = {name: prep.value_bad[name] for name in IMPOSSIBLE_RULES if name in prep.value_bad}
+    out[DUPLICATE_BAR] = prep.index.duplicated(keep=False)
+    sigma = trailing_stats(prep)["sigma"] if sigma is None else sigma
+    bound = jump_bound_for(None) if jump_bound is None else jump_bound
+    jump, split = price_jumps(prep, sigma, bound=bound, split_z=split_z)
+    jump &= ~impossible(prep.value_bad)
+    out[PRICE_JUMP] = jump
+    out[STALE_PRICE] = prep.stale[at]
+    out[MISSING_BARS] = gaps[at] > 0
+    out[ZERO_VOLUME] = prep.value_bad[ZERO_VOLUME]
+    flags = {name: np.asarray(out[name], dtype=bool) for name in RULES}
+    flags["gap_before"] = gaps[at]
+    flags["possible_split"] = jump & split
+    return flags
+
+
 def rule_flags(
     prep: Prepared,
     *,
@@ -103,27 +132,8 @@ def rule_flags(
         column ``gap_before`` (expected bars missing right before the bar) and a bool column
         ``possible_split`` (the jump matches a common split ratio).
     """
-    bars = prep.bars
-    at = prep.row_to_frame
-    gaps = np.zeros(len(prep.frame), dtype=np.int64)
-    if len(prep.frame) > 1:
-        steps = np.diff(prep.pos)
-        gaps[1:] = np.maximum(np.floor(steps - 1.0 + 1e-9), 0).astype(np.int64)
-    out = {name: prep.value_bad[name] for name in IMPOSSIBLE_RULES if name in prep.value_bad}
-    out[DUPLICATE_BAR] = bars.index.duplicated(keep=False)
-    sigma = trailing_stats(prep)["sigma"] if sigma is None else sigma
-    bound = jump_bound_for(None) if jump_bound is None else jump_bound
-    jump, split = price_jumps(prep, sigma, bound=bound, split_z=split_z)
-    jump &= ~impossible(prep.value_bad)
-    out[PRICE_JUMP] = jump
-    out[STALE_PRICE] = prep.stale[at]
-    out[MISSING_BARS] = gaps[at] > 0
-    out[ZERO_VOLUME] = prep.value_bad[ZERO_VOLUME]
-    frame = pd.DataFrame({name: np.asarray(out[name], dtype=bool) for name in RULES})
-    frame["gap_before"] = gaps[at]
-    frame["possible_split"] = jump & split
-    frame.index = bars.index
-    return frame
+    flags = rule_arrays(prep, sigma=sigma, jump_bound=jump_bound, split_z=split_z)
+    return pd.DataFrame(flags, index=prep.index)
 
 
 def check_rules(
@@ -164,11 +174,13 @@ def check_rules(
     return flags
 
 
-def rules_list(flags: pd.DataFrame) -> list[list[str]]:
+def rules_list(flags: pd.DataFrame | dict[str, np.ndarray]) -> list[list[str]]:
     """The names of the rules each row broke, in :data:`RULES` order."""
-    matrix = flags[list(RULES)].to_numpy(dtype=bool)
-    names = np.array(RULES, dtype=object)
-    return [names[row].tolist() for row in matrix]
+    matrix = np.column_stack([np.asarray(flags[name], dtype=bool) for name in RULES])
+    out: list[list[str]] = [[] for _ in range(len(matrix))]
+    for row, col in zip(*np.nonzero(matrix), strict=True):  # row-major: RULES order per row
+        out[row].append(RULES[col])
+    return out
 
 
 def missing_bar_times(

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -106,17 +107,21 @@ DEFAULT_THRESHOLDS = Thresholds(
 (2% warning, 0.2% critical) of the evaluation runs with seeds 0 and 1 (``docs/quality.md``)."""
 
 
-def rule_level(rules: pd.DataFrame) -> np.ndarray:
+def _any(rules: pd.DataFrame | Mapping[str, np.ndarray], names: tuple[str, ...]) -> np.ndarray:
+    return np.logical_or.reduce([np.asarray(rules[name], dtype=bool) for name in names])
+
+
+def rule_level(rules: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
     """Level of the rules a market event cannot lower: 2 for an impossible value, 1 for a feed
-    error (``price_jump`` is :func:`jump_level`)."""
-    impossible = rules[list(IMPOSSIBLE_RULES)].to_numpy(dtype=bool).any(axis=1)
-    suspicious = rules[list(SUSPICIOUS_RULES)].to_numpy(dtype=bool).any(axis=1)
+    error (``price_jump`` is :func:`jump_level`). ``rules``: rule columns (frame or arrays)."""
+    impossible = _any(rules, IMPOSSIBLE_RULES)
+    suspicious = _any(rules, SUSPICIOUS_RULES)
     return np.where(impossible, 2, np.where(suspicious, 1, 0))
 
 
-def jump_level(rules: pd.DataFrame) -> np.ndarray:
+def jump_level(rules: pd.DataFrame | Mapping[str, np.ndarray]) -> np.ndarray:
     """Level of the ``price_jump`` rule: 2 where it fired (lowered only by a market event)."""
-    return np.where(rules[list(JUMP_RULES)].to_numpy(dtype=bool).any(axis=1), 2, 0)
+    return np.where(_any(rules, JUMP_RULES), 2, 0)
 
 
 def rule_name_levels(rules: pd.Series | list[list[str]]) -> tuple[np.ndarray, np.ndarray]:

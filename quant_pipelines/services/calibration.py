@@ -183,6 +183,10 @@ def refit_quality_models(
 ) -> RefitReport:
     """Fits each symbol's Prophet models (log price, log volume) and stores them as JSON.
 
+    The JSON carries the forecast band of every session until the next weekly fit (and a
+    week of margin), so the daily scoring looks it up instead of running Prophet; the stored
+    document records the band's last bar time as ``band_until``.
+
     Args:
         repos: The project's repositories.
         universe: The symbols to fit.
@@ -204,6 +208,7 @@ def refit_quality_models(
         except ValueError as exc:
             skipped[symbol.name] = str(exc)
             continue
+        band = models.band  # the forecast band until the next weekly fit travels in the JSON
         qstore.save_prophet(
             repos.db,
             symbol.name,
@@ -211,6 +216,7 @@ def refit_quality_models(
             models.to_json(),
             fitted_through=pd.Timestamp(models.fitted_through).to_pydatetime(),
             n_train=int(models.n_train),
+            band_until=None if band is None or not len(band.stamps) else band.until(),
         )
         fitted.append(symbol.name)
     return RefitReport(version=version, fitted=fitted, skipped=skipped)

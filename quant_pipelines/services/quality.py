@@ -20,12 +20,13 @@ from quant_pipelines.alerts import DeliverySummary, Transport, deliver_due, enqu
 from quant_pipelines.marketdata import Universe
 from quant_pipelines.quality import (
     ProphetModels,
+    SymbolBatch,
     SymbolModels,
     Thresholds,
     fit_models,
     mark_market_events,
     period_starts,
-    score_bars,
+    score_symbols,
 )
 from quant_pipelines.storage import quality as qstore
 from quant_pipelines.storage.anomaly_workflow import false_positive_rate, time_to_resolution
@@ -102,23 +103,99 @@ def _thresholds(repos: Repositories) -> Thresholds | None:
     return Thresholds.from_dict({k: v for k, v in doc.items() if k != "saved_at"})
 
 
-def _models(
-    repos: Repositories, symbol: str, history: pd.DataFrame, calendar: str, before: pd.Timestamp
+def _symbol_models(
+    history: pd.DataFrame,
+    calendar: str,
+    before: pd.Timestamp,
+    exclude: pd.DatetimeIndex,
+    prophet_doc: dict[str, Any] | None,
 ) -> SymbolModels:
     """Isolation Forest of the batch's week (fitted on the bars before its Monday, so a bar is
     scored by the same model whatever the batch, analysts' false positives left out); Prophet
-    loaded from the weekly refit (predict only)."""
+    loaded from the weekly refit (its stored band looked up, predict only outside it)."""
     fitted = fit_models(
         history,
         seed=SEED,
-        exclude=qstore.false_positive_times(repos.db, symbol),
+        exclude=exclude,
         calendar=calendar,
         with_prophet=False,
         before=before if (history.index < before).sum() >= MIN_HISTORY_BARS else None,
     )
-    doc = qstore.latest_prophet(repos.db, symbol)
-    prophet = ProphetModels.from_json(doc["model_json"]) if doc else None
+    prophet = ProphetModels.from_json(prophet_doc["model_json"]) if prophet_doc else None
     return SymbolModels(iforest=fitted.iforest, prophet=prophet)
+
+
+@dataclass(frozen=True)
+class PartitionScores:
+    """The scores of one batch of one asset class, before anything is written.
+
+    Attributes:
+        scores: Symbol -> its score frame (market events marked), in universe order.
+        unscored: Symbol -> bars available, for symbols with too little history to model.
+        thresholds: The stored thresholds used (None: the defaults).
+    """
+
+    scores: dict[str, pd.DataFrame]
+    unscored: dict[str, int]
+    thresholds: Thresholds | None
+
+
+def partition_scores(
+    repos: Repositories,
+    universe: Universe,
+    asset_class: str,
+    *,
+    start: pd.Timestamp,
+    end: pd.Timestamp,
+) -> PartitionScores:
+    """Scores the bars of ``asset_class`` with ``start <= ts < end`` (nothing is written).
+
+    The analysts' false positives and the stored Prophet models of all symbols are read in
+    one query each; every symbol's week's forest is fitted; then all symbols are scored in
+    one pass (:func:`~quant_pipelines.quality.score_symbols`: the forests in one vectorised
+    pass, Prophet from the stored band) and the market events marked. Each symbol's frame is
+    the one :func:`~quant_pipelines.quality.score_bars` gives it, bit for bit.
+
+    Args:
+        repos: The project's repositories.
+        universe: The symbol universe (its ``asset_class`` symbols are scored).
+        asset_class: ``equity``, ``fx`` or ``crypto``.
+        start: First instant of the batch (UTC).
+        end: End of the batch, exclusive (UTC).
+
+    Returns:
+        The scores.
+    """
+    lo, hi = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
+    thresholds = _thresholds(repos)
+    week = period_starts(pd.DatetimeIndex([lo]))[0]  # the batch's models are its week's
+    frames, unscored = [], {}
+    for symbol in universe.by_asset_class(asset_class):
+        frame = repos.bars.read(symbol.name, lo - pd.Timedelta(days=HISTORY_DAYS), hi)
+        if not (frame.index >= lo).any():
+            continue
+        if len(frame) < MIN_HISTORY_BARS:
+            # Too little history to fit a detector: the blocking checks of market_bars
+            # already vetted these bars; they are scored once history accumulates.
+            unscored[symbol.name] = len(frame)
+            continue
+        frames.append((symbol, frame))
+    names = [symbol.name for symbol, _ in frames]
+    exclude = qstore.false_positive_times_many(repos.db, names)
+    prophets = qstore.latest_prophets(repos.db, names)
+    batches = {}
+    for symbol, frame in frames:
+        batch, history = frame[frame.index >= lo], frame[frame.index < lo]
+        fit_on = history if len(history) >= MIN_HISTORY_BARS else frame
+        models = _symbol_models(
+            fit_on, symbol.calendar, week, exclude[symbol.name], prophets.get(symbol.name)
+        )
+        batches[symbol.name] = SymbolBatch(
+            batch, models, history=history if len(history) else None, calendar=symbol.calendar
+        )
+    scored = score_symbols(batches, thresholds=thresholds, seed=SEED)
+    scored = mark_market_events(scored, lambda s: universe.get(s).asset_class)
+    return PartitionScores(scores=scored, unscored=unscored, thresholds=thresholds)
 
 
 def _anomaly_rows(
@@ -178,36 +255,13 @@ def score_partition(
         The scoring report.
     """
     qstore.ensure_quality_indexes(repos.db)
-    lo, hi = pd.Timestamp(start).tz_convert("UTC"), pd.Timestamp(end).tz_convert("UTC")
-    thresholds = _thresholds(repos)
-    week = period_starts(pd.DatetimeIndex([lo]))[0]  # the batch's models are its week's
-    scored: dict[str, pd.DataFrame] = {}
-    unscored: dict[str, int] = {}
-    for symbol in universe.by_asset_class(asset_class):
-        frame = repos.bars.read(symbol.name, lo - pd.Timedelta(days=HISTORY_DAYS), hi)
-        batch, history = frame[frame.index >= lo], frame[frame.index < lo]
-        if batch.empty:
-            continue
-        if len(frame) < MIN_HISTORY_BARS:
-            # Too little history to fit a detector: the blocking checks of market_bars
-            # already vetted these bars; they are scored once history accumulates.
-            unscored[symbol.name] = len(frame)
-            continue
-        fit_on = history if len(history) >= MIN_HISTORY_BARS else frame
-        scored[symbol.name] = score_bars(
-            batch,
-            history=history if len(history) else None,
-            thresholds=thresholds,
-            seed=SEED,
-            models=_models(repos, symbol.name, fit_on, symbol.calendar, week),
-            calendar=symbol.calendar,
-        )
-    scored = mark_market_events(scored, lambda s: universe.get(s).asset_class)
+    result = partition_scores(repos, universe, asset_class, start=start, end=end)
+    scored, thresholds = result.scores, result.thresholds
     now = now or dt.datetime.now(dt.UTC)
     counts = {"info": 0, "warning": 0, "critical": 0}
     anomalies: list[dict[str, Any]] = []
+    qstore.write_bar_scores_many(repos.db, scored, scored_at=now)  # one bulk write
     for symbol, scores in scored.items():
-        qstore.write_bar_scores(repos.db, symbol, scores, scored_at=now)
         for level, n in scores["severity"].value_counts().items():
             counts[str(level)] = counts.get(str(level), 0) + int(n)
         rows = _anomaly_rows(symbol, scores, batch_id, thresholds)
@@ -221,7 +275,7 @@ def score_partition(
         anomalies=anomalies,
         alerts_enqueued=enqueued.inserted,
         thresholds_version=thresholds.version if thresholds else "default",
-        unscored=unscored,
+        unscored=result.unscored,
     )
 
 

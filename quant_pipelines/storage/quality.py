@@ -43,20 +43,38 @@ def write_bar_scores(
     Returns:
         Number of bar documents matched.
     """
-    frame = scores[~scores.index.duplicated(keep="last")]
+    return write_bar_scores_many(db, {symbol: scores}, scored_at=scored_at)
+
+
+def write_bar_scores_many(
+    db: Database, scores_by_symbol: Mapping[str, pd.DataFrame], *, scored_at: dt.datetime
+) -> int:
+    """:func:`write_bar_scores` of many symbols in one bulk write (one round trip).
+
+    Returns:
+        Number of bar documents matched.
+    """
     ops = []
-    for ts, row in frame.iterrows():
-        quality = {
-            "iforest": _num(row.get("iforest")),
-            "prophet": _num(row.get("prophet")),
-            "severity": str(row.get("severity")),
-            "flags": sorted({*list(row.get("flags") or [])}),
-            "rules": list(row.get("rules") or []),
-            "market_event": bool(row.get("market_event", False)),
-            "kind": str(row.get("kind") or ""),
-            "scored_at": scored_at,
+    for symbol, scores in scores_by_symbol.items():
+        frame = scores[~scores.index.duplicated(keep="last")]
+        cols = {
+            name: frame[name].to_numpy(dtype=object) if name in frame else [None] * len(frame)
+            for name in ("iforest", "prophet", "severity", "flags", "rules", "market_event", "kind")
         }
-        ops.append(UpdateOne({"symbol": symbol, "ts": utc(ts)}, {"$set": {"quality": quality}}))
+        for i, ts in enumerate(frame.index):
+            quality = {
+                "iforest": _num(cols["iforest"][i]),
+                "prophet": _num(cols["prophet"][i]),
+                "severity": str(cols["severity"][i]),
+                "flags": sorted({*list(cols["flags"][i] or [])}),
+                "rules": list(cols["rules"][i] or []),
+                "market_event": bool(
+                    False if cols["market_event"][i] is None else cols["market_event"][i]
+                ),
+                "kind": str(cols["kind"][i] or ""),
+                "scored_at": scored_at,
+            }
+            ops.append(UpdateOne({"symbol": symbol, "ts": utc(ts)}, {"$set": {"quality": quality}}))
     if not ops:
         return 0
     return db[BARS].bulk_write(ops, ordered=False).matched_count
@@ -105,6 +123,19 @@ def false_positive_times(db: Database, symbol: str) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(sorted(utc(t) for t in stamps))
 
 
+def false_positive_times_many(db: Database, symbols: Iterable[str]) -> dict[str, pd.DatetimeIndex]:
+    """:func:`false_positive_times` of many symbols in one query (every symbol a key)."""
+    names = list(symbols)
+    found: dict[str, set[dt.datetime]] = {name: set() for name in names}
+    if names:
+        docs = db[ANOMALIES].find(
+            {"symbol": {"$in": names}, "status": FALSE_POSITIVE}, {"_id": 0, "symbol": 1, "ts": 1}
+        )
+        for doc in docs:
+            found[doc["symbol"]].add(utc(doc["ts"]))
+    return {name: pd.DatetimeIndex(sorted(stamps)) for name, stamps in found.items()}
+
+
 def confirmed_times(db: Database, symbol: str) -> pd.DatetimeIndex:
     """Bar times of anomalies analysts confirmed (resolved) for ``symbol``: they leave the
     calibration's clean sample."""
@@ -124,6 +155,22 @@ def save_prophet(db: Database, symbol: str, version: str, model_json: str, **fie
 def latest_prophet(db: Database, symbol: str) -> dict[str, Any] | None:
     """The newest Prophet document of ``symbol``, or None."""
     return db[QUALITY_MODELS].find_one({"symbol": symbol}, sort=[("saved_at", DESCENDING)])
+
+
+def latest_prophets(db: Database, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The newest Prophet document of each symbol that has one (two queries for all symbols:
+    the versions' keys, then the newest documents, so old versions' models are not read)."""
+    names = list(symbols)
+    if not names:
+        return {}
+    newest: dict[str, Any] = {}
+    keys = db[QUALITY_MODELS].find(
+        {"symbol": {"$in": names}}, {"_id": 1, "symbol": 1}, sort=[("saved_at", DESCENDING)]
+    )
+    for doc in keys:
+        newest.setdefault(doc["symbol"], doc["_id"])
+    docs = db[QUALITY_MODELS].find({"_id": {"$in": list(newest.values())}})
+    return {doc["symbol"]: doc for doc in docs}
 
 
 def save_thresholds(db: Database, thresholds: Any, **fields: Any) -> str:

@@ -21,7 +21,7 @@ def models(aapl: pd.DataFrame) -> ProphetModels:
 def test_json_round_trip_scores_identically(models: ProphetModels, aapl: pd.DataFrame) -> None:
     text = models.to_json()
     doc = json.loads(text)
-    assert doc["format"] == 2 and doc["n_train"] == 200
+    assert doc["format"] == 3 and doc["n_train"] == 200
     assert [entry[:2] for entry in doc["intervals"]] == [["price", 0], ["volume", 0]]
     loaded = ProphetModels.from_json(text)
     assert loaded.fitted_through == aapl.index[199]
