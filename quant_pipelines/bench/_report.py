@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 
@@ -58,8 +58,17 @@ def _fmt(x: float) -> str:
     return f"{x:,.4g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
-def render_markdown(figures: Sequence[Figure], *, header: str = "") -> str:
-    """Renders figures as a markdown table grouped by area."""
+def render_markdown(
+    figures: Sequence[Figure], *, header: str = "", notes: Mapping[str, str] | None = None
+) -> str:
+    """Renders figures as a markdown table grouped by area.
+
+    Args:
+        figures: The figures, in report order.
+        header: Markdown put before the tables.
+        notes: Benchmark module -> how to read its figures (its ``NOTES``), listed after
+            the tables under "Notes".
+    """
     lines = [header] if header else []
     for area in dict.fromkeys(f.area for f in figures):
         lines += [
@@ -74,4 +83,7 @@ def render_markdown(figures: Sequence[Figure], *, header: str = "") -> str:
                 f"| {f.name} | {_fmt(f.value)} {f.unit} | {f.reference_name} | "
                 f"{_fmt(f.reference_value)} {f.unit} | {f.ratio:.3f} | {goal} | {met} |"
             )
+    if notes:
+        lines.append("\n## Notes\n")
+        lines += [f"- **{name}**: {text}" for name, text in notes.items()]
     return "\n".join(lines) + "\n"

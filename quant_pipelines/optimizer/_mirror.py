@@ -77,9 +77,11 @@ class _Writer:
 
     def put(self, doc: dict[str, Any], progress: dict[str, Any], best: dict | None) -> None:
         with self._cond:
+            idle = not self._docs and self._progress is None
             self._docs.append(doc)
             self._progress = (progress, best)
-            self._cond.notify()
+            if idle:  # a writer coalescing a batch needs no wake-up (one per trial costs more)
+                self._cond.notify()
 
     def close(self) -> None:
         with self._cond:

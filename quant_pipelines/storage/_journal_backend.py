@@ -15,10 +15,17 @@ mid-way (an atomic counter would leave a hole for every crash between the increm
 insert, and a reader could not tell a hole from a slow writer). Readers stop at a gap anyway.
 A separate journal needs a separate collection (the unique index is on ``log_number`` alone).
 
+Reads are incremental: a backend remembers the next number it has not read and asks only for
+the documents from there (a range on the unique index), so each document crosses the wire
+once per process however long the study runs; logs already handed out are kept only from the
+position JournalStorage last asked for.
+
 Every document carries a client ``_id``: after a network error, the writer looks for its own
 ``_id`` to learn whether the insert landed, so a retried append never duplicates a log.
 Transient connection errors are retried for ``retry_timeout`` seconds, so a MongoDB restart
-shorter than that is invisible to the study.
+shorter than that is invisible to the study. A write of logs already handed out (deferred
+ones) may run on a background thread (:meth:`MongoJournalBackend.flush` with ``wait=False``):
+reads meanwhile hand out only the new logs of that document when they meet it.
 
 Only Optuna's public backend contract is used (``read_logs`` / ``append_logs``) plus the
 journal's log format, which is persisted and therefore stable: a log is a JSON object with an
@@ -28,63 +35,33 @@ journal's log format, which is persisted and therefore stable: a log is a JSON o
 from __future__ import annotations
 
 import json
-import logging
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from optuna.storages.journal import BaseJournalBackend
 from pymongo import ASCENDING, IndexModel
 from pymongo.database import Database
-from pymongo.errors import ConnectionFailure, DuplicateKeyError, OperationFailure
 
+from quant_pipelines.storage._journal_io import (
+    FINISHED_STATES,
+    SET_STATE_OP,
+    TRIAL_LOCAL_OPS,
+    BackgroundWriter,
+    InFlight,
+    insert_at,
+    retry,
+    transient,
+)
+from quant_pipelines.storage._journal_reader import JournalReader
 from quant_pipelines.storage.collections import OPTUNA_JOURNAL
 
-_log = logging.getLogger(__name__)
-_T = TypeVar("_T")
-#: Server error codes of a primary stepping down or shutting down: safe to retry.
-_TRANSIENT_CODES = frozenset({91, 189, 10107, 11600, 11602, 13435, 13436})
-#: Journal op codes that touch one trial only (the persisted journal format):
-#: SET_TRIAL_PARAM, SET_TRIAL_INTERMEDIATE_VALUE, SET_TRIAL_USER_ATTR, SET_TRIAL_SYSTEM_ATTR.
-TRIAL_LOCAL_OPS = frozenset({5, 7, 8, 9})
-_LOG_FIELDS = {"_id": 0, "log_number": 1, "logs": 1}
+__all__ = ["TRIAL_LOCAL_OPS", "MongoJournalBackend", "retry", "transient"]
+
 _MAX_DEFERRED = 1000
 
 
-def transient(exc: Exception) -> bool:
-    """Whether a pymongo error is a connection loss or a primary change (worth retrying)."""
-    return isinstance(exc, ConnectionFailure) or (
-        isinstance(exc, OperationFailure) and exc.code in _TRANSIENT_CODES
-    )
-
-
-def retry(op: Callable[[], _T], timeout: float, what: str) -> _T:
-    """Runs ``op``, retrying transient errors with backoff for ``timeout`` seconds.
-
-    Args:
-        op: The MongoDB operation.
-        timeout: Seconds to keep retrying.
-        what: Named in the warning logged at each retry.
-
-    Returns:
-        What ``op`` returns.
-    """
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        try:
-            return op()
-        except (ConnectionFailure, OperationFailure) as exc:
-            if not transient(exc) or time.monotonic() + delay > deadline:
-                raise
-            _log.warning("%s: %s; retrying in %.2fs", what, exc, delay)
-            time.sleep(delay)
-            delay = min(delay * 2, 2.0)
-
-
-class MongoJournalBackend(BaseJournalBackend):
+class MongoJournalBackend(JournalReader, BaseJournalBackend):
     """Optuna ``BaseJournalBackend`` storing each write as one MongoDB document (module doc).
 
     One backend serves one ``JournalStorage``: it remembers which logs it has handed out.
@@ -96,6 +73,8 @@ class MongoJournalBackend(BaseJournalBackend):
         read_interval: Seconds during which a read may be answered from the logs already
             fetched instead of querying MongoDB (0 = always query). The logs a process has
             written itself are always seen at once.
+        flush_delay: Seconds a deferred log waits before ``flush(wait=False)`` writes it in
+            the background; a write in between (the trial's next creation) takes it along.
     """
 
     def __init__(
@@ -105,79 +84,30 @@ class MongoJournalBackend(BaseJournalBackend):
         collection: str = OPTUNA_JOURNAL,
         retry_timeout: float = 30.0,
         read_interval: float = 0.0,
+        flush_delay: float = 0.0,
     ) -> None:
-        self._coll = db[collection]
-        self.retry_timeout = retry_timeout
-        self.read_interval = read_interval
-        self._lock = threading.RLock()
-        self._cache: list[dict[str, Any]] = []  # logs handed out from index _start on
-        self._start = 0
-        self._db_next = 0  # next document number to read from MongoDB
+        super().__init__(db[collection], retry_timeout=retry_timeout, read_interval=read_interval)
+        self.flush_delay = flush_delay
         self._deferred: list[str] = []  # JSON of logs handed out but not written yet
+        self._deferred_since = 0.0  # monotonic time the oldest of them was deferred
+        self._deferred_finishes: set[int] = set()  # trials whose state change is deferred
         self._held: set[int] = set()  # trials whose trial-local logs are deferred
-        self._last_fetch = float("-inf")
-        self._fresh = False  # nothing can have been missed since our own last write
+        self._writer: BackgroundWriter | None = None  # writes deferred logs on request
         self._retry(
             lambda: self._coll.create_indexes(
                 [IndexModel([("log_number", ASCENDING)], unique=True, name="uniq_log_number")]
             )
         )
 
-    @property
-    def name(self) -> str:
-        """Name of the journal collection."""
-        return self._coll.name
-
-    @property
-    def database(self) -> Database:
-        """The database of the journal collection."""
-        return self._coll.database
-
-    def _retry(self, op: Callable[[], _T]) -> _T:
-        return retry(op, self.retry_timeout, f"journal {self.name}")
-
-    def _fetch(self) -> None:
-        """Hands out the logs after ``_db_next``, stopping at the first missing number."""
-        docs = self._retry(
-            lambda: list(
-                self._coll.find({"log_number": {"$gte": self._db_next}}, _LOG_FIELDS)
-                .sort("log_number", ASCENDING)
-                .batch_size(10_000)
-            )
-        )
-        for doc in docs:
-            if doc["log_number"] != self._db_next:
-                break  # a gap can only be a write that is not visible yet
-            self._cache.extend(json.loads(doc["logs"]))
-            self._db_next += 1
-        self._last_fetch = time.monotonic()
-
-    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
-        """The logs from position ``log_number_from`` on (Optuna counts logs, not documents).
-
-        Positions are this reader's: logs it deferred come right after the logs it had read.
-        """
-        with self._lock:
-            if log_number_from < self._start:  # a reader starting over: read from scratch
-                self.flush()
-                self._cache, self._db_next = [], 0
-                self._fetch()
-                self._cache, self._start = self._cache[log_number_from:], log_number_from
-            stale = time.monotonic() - self._last_fetch >= self.read_interval
-            if not self._fresh and stale:
-                self._fetch()
-            self._fresh = False
-            self._cache = self._cache[log_number_from - self._start :]
-            self._start = log_number_from
-            return list(self._cache)
-
     def hold(self, trial_id: int) -> None:
         """Defers the trial-local logs of ``trial_id`` (a trial this process runs) from now on.
 
-        Its params, intermediate values and attributes are handed out at once and written
-        with the next log that is not deferred (usually the trial's state change), at the
-        next :meth:`flush`, or when :data:`_MAX_DEFERRED` logs wait. Their order relative to
-        other processes' logs does not change what any replay computes.
+        Its params, intermediate values, attributes and final state change are handed out at
+        once and written with the next log that is not deferred (usually the next trial's
+        creation), at the next :meth:`flush`, or when :data:`_MAX_DEFERRED` logs wait. Their
+        order relative to other processes' logs does not change what any replay computes, as
+        long as no other process changes the trial's state meanwhile (only a reaper does, once
+        the trial's lease expired: :attr:`lost_races`).
         """
         with self._lock:
             self._held.add(trial_id)
@@ -188,7 +118,10 @@ class MongoJournalBackend(BaseJournalBackend):
             self._held.discard(trial_id)
 
     def _deferrable(self, log: dict[str, Any]) -> bool:
-        return log.get("op_code") in TRIAL_LOCAL_OPS and log.get("trial_id") in self._held
+        op = log.get("op_code")
+        if op == SET_STATE_OP:
+            return log.get("trial_id") in self._held and log.get("state") in FINISHED_STATES
+        return op in TRIAL_LOCAL_OPS and log.get("trial_id") in self._held
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         """Appends logs, after any deferred ones, as one document at the next free number.
@@ -199,73 +132,125 @@ class MongoJournalBackend(BaseJournalBackend):
         documents read and the one just written.
         """
         with self._lock:
-            if self._held and logs and all(self._deferrable(log) for log in logs):
-                self.defer(logs)
-                return
-            texts = [json.dumps(log) for log in logs]
-            self._write(self._deferred, texts)
-            self._deferred = []
-            self._fresh = True
+            deferrable = bool(self._held and logs and all(map(self._deferrable, logs)))
+        if deferrable:
+            self.defer(logs)
+            return
+        texts = [json.dumps(log) for log in logs]
+        with self._write_lock:
+            self._write_deferred(texts)
+            with self._lock:
+                self._fresh = True
 
     def defer(self, logs: list[dict[str, Any]]) -> None:
         """Hands logs out now and writes them with the next append or :meth:`flush`.
 
         Only for logs that touch a running trial owned by this process (its params,
-        intermediate values and attributes): their order relative to other processes' logs
-        does not change what any replay computes.
+        intermediate values, attributes and final state, see :meth:`hold`).
         """
         with self._lock:
+            if not self._deferred:
+                self._deferred_since = time.monotonic()
             for log in logs:
                 text = json.dumps(log)
                 self._cache.append(json.loads(text))
                 self._deferred.append(text)
+                if log.get("op_code") == SET_STATE_OP:
+                    self._deferred_finishes.add(log["trial_id"])
+                    self._unlanded.add(log["trial_id"])
             self._fresh = True
-            if len(self._deferred) >= _MAX_DEFERRED:
-                self.flush()
+            full = len(self._deferred) >= _MAX_DEFERRED
+        if full:
+            self.flush()
 
-    def flush(self) -> None:
-        """Writes the deferred logs."""
+    def flush(self, *, wait: bool = True) -> None:
+        """Writes the deferred logs.
+
+        Args:
+            wait: Return once they are written. False returns at once and has a background
+                thread write them once the oldest has waited ``flush_delay`` seconds, unless a
+                write takes them along before; the next write (or ``flush()``) waits for a
+                background write under way, reads and deferred logs do not.
+        """
+        if wait:
+            with self._write_lock:
+                self._write_deferred()
+            return
         with self._lock:
-            if self._deferred:
-                self._write(self._deferred, [])
-                self._deferred = []
+            if not self._deferred:
+                return
+            if self._writer is None:
+                self._writer = BackgroundWriter(self)
+            writer, due = self._writer, self._deferred_since + self.flush_delay
+        writer.kick(due)
 
-    def _write(self, handed_out: list[str], new: list[str]) -> None:
+    def flush_due(self) -> float | None:
+        """Writes the deferred logs if the oldest has waited ``flush_delay`` seconds.
+
+        Returns:
+            When (monotonic) to call again if some wait but are not due yet, else None.
+        """
+        with self._lock:
+            if not self._deferred:
+                return None
+            due = self._deferred_since + self.flush_delay
+        if due > time.monotonic():
+            return due
+        self.flush()
+        return None
+
+    def close(self) -> None:
+        """Writes the deferred logs and stops the background writer (a later
+        ``flush(wait=False)`` starts a new one)."""
+        with self._lock:
+            writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.stop()
+        self.flush()
+
+    def _write_deferred(self, new: list[str] | None = None) -> None:
+        """Writes the deferred logs, then ``new`` ones, in one document (``_write_lock``
+        held); deferred logs not written are kept for the next write."""
+        with self._lock:
+            texts, self._deferred = self._deferred, []
+            finishes, self._deferred_finishes = self._deferred_finishes, set()
+            since = self._deferred_since
+        try:
+            self._write(texts, new or [], finishes)
+        except BaseException:
+            with self._lock:
+                self._deferred[:0] = texts
+                self._deferred_finishes |= finishes
+                self._deferred_since = since if texts else self._deferred_since
+            raise
+
+    def _write(self, handed_out: list[str], new: list[str], finishes: set[int]) -> None:
         """Writes one document with the logs already handed out, then the new ones, which are
-        handed out once it has landed (after the logs of anyone who wrote first)."""
+        handed out once it has landed (after the logs of anyone who wrote first).
+
+        Called with ``_write_lock`` held; ``_lock`` is taken only between round trips.
+        """
         if not handed_out and not new:
             return
         oid = uuid.uuid4().hex
         text = "[" + ",".join(handed_out + new) + "]"
-        while True:
-            doc = {"_id": oid, "log_number": self._db_next, "logs": text}
-            if self._insert(doc):
-                break
-            self._fetch()
-        self._db_next += 1
-        # Replay our own logs from their JSON too, exactly as other processes do.
-        self._cache.extend(json.loads(t) for t in new)
-
-    def _insert(self, doc: dict[str, Any]) -> bool:
-        """Inserts ``doc``; False when its number is taken (by someone else)."""
-        deadline = time.monotonic() + self.retry_timeout
-        delay = 0.05
-        while True:
-            try:
-                self._coll.insert_one(doc)
-                return True
-            except DuplicateKeyError:
-                return self._landed(doc)
-            except (ConnectionFailure, OperationFailure) as exc:
-                if not transient(exc) or time.monotonic() + delay > deadline:
-                    raise
-                _log.warning("journal %s append: %s; retrying in %.2fs", self.name, exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
-                if self._landed(doc):  # the lost answer was a success
-                    return True
-
-    def _landed(self, doc: dict[str, Any]) -> bool:
-        """Whether our document is in the journal (at its number)."""
-        found = self._retry(lambda: self._coll.find_one({"_id": doc["_id"]}, {"log_number": 1}))
-        return found is not None and found["log_number"] == doc["log_number"]
+        mine = InFlight(oid, [json.loads(t) for t in new], finishes)  # new: replayed from JSON
+        with self._lock:
+            self._in_flight = mine
+        try:
+            while True:
+                with self._lock:
+                    number = self._db_next
+                doc = {"_id": oid, "log_number": number, "logs": text}
+                if insert_at(self._coll, doc, self.retry_timeout):
+                    break
+                with self._lock:
+                    self._fetch()  # someone else took the number: read what we missed
+            with self._lock:
+                if not mine.seen:  # nothing can lie between the logs read and ours
+                    self._db_next = number + 1
+                    self._cache.extend(mine.new)
+                    self._unlanded -= finishes
+        finally:
+            with self._lock:
+                self._in_flight = None

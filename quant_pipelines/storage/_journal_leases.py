@@ -12,22 +12,20 @@ so a trial whose holder was a process of this machine that no longer runs is sta
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 import socket
-import threading
-import weakref
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import psutil
 from pymongo import UpdateOne
 from pymongo.database import Database
 
 from quant_pipelines._utils.time import utc
-from quant_pipelines.storage._journal_backend import retry
+from quant_pipelines.storage._journal_io import retry, start_lease_thread
 
-_log = logging.getLogger(__name__)
+__all__ = ["TrialLeases", "holder_dead", "node", "process_gone", "start_lease_thread"]
+
 
 #: Tells whether a lease document's holder is gone (whatever the lease's age).
 DeadHolder = Callable[[dict[str, Any]], bool]
@@ -131,35 +129,3 @@ def holder_dead(lease: dict[str, Any], this_node: str | None) -> bool:
     if this_node is None or lease.get("node") != this_node or not isinstance(pid, int):
         return False
     return pid != os.getpid() and process_gone(pid)
-
-
-class _Stamper(Protocol):
-    def stamp(self) -> None: ...
-
-
-def start_lease_thread(owner: _Stamper, interval: float) -> threading.Event:
-    """Starts a daemon thread calling ``owner.stamp()`` every ``interval`` seconds.
-
-    The thread holds ``owner`` weakly: it ends when the owner is collected or the returned
-    event is set.
-    """
-    stop = threading.Event()
-    threading.Thread(
-        target=_lease_loop,
-        args=(weakref.ref(owner), stop, interval),
-        name="optuna-leases",
-        daemon=True,
-    ).start()
-    return stop
-
-
-def _lease_loop(ref: weakref.ReferenceType[Any], stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
-        owner = ref()
-        if owner is None:
-            return
-        try:
-            owner.stamp()
-        except Exception as exc:  # a missed stamp only shortens the lease
-            _log.warning("trial leases not stamped: %s", exc)
-        del owner

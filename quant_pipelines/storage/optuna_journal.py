@@ -1,35 +1,32 @@
 """The project's Optuna storage: the journal on MongoDB with leases on running trials.
 
 :class:`MongoJournalBackend` (``_journal_backend``) stores the journal, one document per write;
-:class:`TrialLeases` (``_journal_leases``) holds the leases; :class:`MongoJournalStorage` ties
-them together, overriding public ``BaseStorage`` methods only and reading no private Optuna name
+:class:`TrialLeases` (``_journal_leases``) holds the leases and :class:`LeaseReaper`
+(``_journal_reaping``) fails the trials of dead workers; :class:`MongoJournalStorage` ties them
+together, overriding public ``BaseStorage`` methods only and reading no private Optuna name
 (pinned by ``storage_tests/test_journal_public_api.py``; see docs/optimizer.md).
 """
 
 from __future__ import annotations
 
-import copy
-import datetime as dt
-import logging
 import os
 import socket
 import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 from pymongo.database import Database
 
 from quant_pipelines.storage._journal_backend import MongoJournalBackend
-from quant_pipelines.storage._journal_leases import TrialLeases, holder_dead, node
+from quant_pipelines.storage._journal_leases import TrialLeases, node
 from quant_pipelines.storage._journal_leases import start_lease_thread as _start_lease_thread
+from quant_pipelines.storage._journal_reaping import LeaseReaper, StaleTrialCallback
 from quant_pipelines.storage.collections import OPTUNA_JOURNAL
 
 __all__ = [
@@ -40,12 +37,10 @@ __all__ = [
     "optuna_storage",
 ]
 
-_log = logging.getLogger(__name__)
-StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]
 _UNKNOWN_STUDY = -1
 
 
-class MongoJournalStorage(JournalStorage):
+class MongoJournalStorage(LeaseReaper):
     """``JournalStorage`` over :class:`MongoJournalBackend` with leases on running trials.
 
     A daemon thread stamps the lease of every trial this process runs, every
@@ -67,12 +62,17 @@ class MongoJournalStorage(JournalStorage):
         heartbeat_interval: Seconds between lease stamps; None disables leases and reaping.
         grace_period: Seconds a lease stays valid; ``3 * heartbeat_interval`` when None.
         stale_trial_callback: Called with (study, trial) for each trial this process failed.
-        defer_trial_logs: Write the params, intermediate values and attributes of a trial this
-            process runs in one document with the trial's state change (or at the next lease
-            tick), instead of one write each. Other processes see them up to one interval
-            later; a worker that dies loses only the logs of its unfinished trial (and keeps
-            its params if they were written with :meth:`flush` once sampled, as
-            ``run_study`` does, so the re-queued copy runs the same params).
+        defer_trial_logs: Write the params, intermediate values, attributes and final state
+            of a trial this process runs in one document with its next write (usually the
+            next trial's creation, else :meth:`settle`, :meth:`close` or the next lease tick),
+            instead of one write each. Other processes see them up to one interval later; a
+            worker that dies loses only the logs of its unfinished trial and of the trial it
+            had just finished (both are failed and re-queued, and keep their params if these
+            were written, see :meth:`flush`, which ``run_study`` calls once sampled). The final
+            state is deferred only while the trial's lease (or start) is less than
+            ``grace_period - heartbeat_interval`` old, so that no other process can have
+            reaped the trial before it lands; otherwise, and without leases, it is written at
+            once.
     """
 
     def __init__(
@@ -100,17 +100,19 @@ class MongoJournalStorage(JournalStorage):
         self._worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._node = node()
         self._owned: dict[int, int] = {}  # running trial id -> study id (-1 while unknown)
+        self._fresh_since: dict[int, float] = {}  # running trial id -> last stamp (or start)
         self._owned_lock = threading.Lock()
         self._last_reap: dict[int, float] = {}
         self._stop: threading.Event | None = None  # set to stop the lease thread
 
     # Ownership -----------------------------------------------------------------------------
 
-    def _own(self, trial_id: int, study_id: int) -> None:
+    def _own(self, trial_id: int, study_id: int, since: float) -> None:
         if self._defer:
             self.backend.hold(trial_id)
         with self._owned_lock:
             self._owned[trial_id] = study_id
+            self._fresh_since[trial_id] = since
             if self.heartbeat_interval is not None and self._stop is None:
                 self._stop = _start_lease_thread(self, self.heartbeat_interval)
 
@@ -118,27 +120,45 @@ class MongoJournalStorage(JournalStorage):
         self.backend.release(trial_id)
         with self._owned_lock:
             self._owned.pop(trial_id, None)
+            self._fresh_since.pop(trial_id, None)
+
+    def _may_defer_finish(self, trial_id: int) -> bool:
+        """Whether no other process can reap the trial before its deferred state lands."""
+        if self.heartbeat_interval is None or not self._defer:
+            return False
+        with self._owned_lock:
+            since = self._fresh_since.get(trial_id)
+        margin = self.grace_period - self.heartbeat_interval
+        return since is not None and time.monotonic() - since < margin
 
     def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
         """Creates a trial; a new RUNNING trial first reaps the study's stale trials."""
         if template_trial is None:
             self._reap_if_due(study_id)
+        since = time.monotonic()
         trial_id = super().create_new_trial(study_id, template_trial)
         if template_trial is None or template_trial.state == TrialState.RUNNING:
-            self._own(trial_id, study_id)
+            self._own(trial_id, study_id, since)
         return trial_id
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
     ) -> bool:
-        """Sets a trial's state; a trial popped by this process is leased, a finished one not."""
+        """Sets a trial's state; a trial popped by this process is leased, a finished one not.
+
+        The final state of a trial this process runs is deferred (``defer_trial_logs``) while
+        its lease is fresh, else written at once.
+        """
+        if state.is_finished() and not self._may_defer_finish(trial_id):
+            self.backend.release(trial_id)  # written now, with its deferred logs
+        since = time.monotonic()
         try:
             ok = super().set_trial_state_values(trial_id, state, values)
         except UpdateFinishedTrialError:  # another worker reaped it: it is not ours any more
             self._disown(trial_id)
             raise
         if state == TrialState.RUNNING and ok:
-            self._own(trial_id, _UNKNOWN_STUDY)  # the lease thread looks its study up
+            self._own(trial_id, _UNKNOWN_STUDY, since)  # the lease thread looks its study up
         elif state.is_finished():
             self._disown(trial_id)
         return ok
@@ -165,121 +185,34 @@ class MongoJournalStorage(JournalStorage):
                 if tid in self._owned:
                     self._owned[tid] = sid
             owned = dict(self._owned)
+        since = time.monotonic()
         self.leases.stamp(owned, self._worker, node=self._node)
+        with self._owned_lock:
+            for tid in owned:
+                if tid in self._fresh_since:
+                    self._fresh_since[tid] = since
         self.backend.flush()
 
-    def flush(self) -> None:
-        """Writes the deferred logs of the running trial now."""
-        self.backend.flush()
+    def flush(self, *, wait: bool = True) -> None:
+        """Writes the deferred logs of the running trial now.
+
+        Args:
+            wait: Return once they are written. False has a background thread write them
+                once they have waited the backend's ``flush_delay``, unless the trial's next
+                write takes them along first (``run_study`` asks so once a trial's params are
+                sampled: a trial that runs longer writes them while its objective runs, a
+                shorter one writes them with its result).
+        """
+        self.backend.flush(wait=wait)
 
     def close(self) -> None:
-        """Stops the lease thread and writes deferred logs (a later trial starts a new one)."""
+        """Stops the lease thread and the background writer, and writes deferred logs (a later
+        trial starts new ones)."""
         with self._owned_lock:
             if self._stop is not None:
                 self._stop.set()
                 self._stop = None
-        self.backend.flush()
-
-    # Reaping -------------------------------------------------------------------------------
-
-    def _reap_if_due(self, study_id: int) -> None:
-        if self.heartbeat_interval is None:
-            return
-        now = time.monotonic()
-        if now - self._last_reap.get(study_id, float("-inf")) >= self.heartbeat_interval:
-            self._last_reap[study_id] = now
-            self.reap_stale_trials(study_id)
-
-    def _running(self, study_id: int) -> dict[int, FrozenTrial]:
-        """The study's RUNNING trials by trial id."""
-        running = self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-        return {
-            self.get_trial_id_from_study_id_trial_number(study_id, t.number): t for t in running
-        }
-
-    def stale_trial_ids(self, study_id: int) -> list[int]:
-        """RUNNING trials of the study whose lease expired (never this process's own)."""
-        running = self._running(study_id)
-        self.leases.drop(study_id, list(running))
-        with self._owned_lock:
-            ids = [i for i in running if i not in self._owned]
-        if not ids:
-            return []
-        old, missing = self.leases.expired(ids, self.grace_period, dead=self._holder_dead)
-        # A trial never stamped is judged by its start (Optuna's naive local time).
-        cutoff = dt.datetime.now() - dt.timedelta(seconds=self.grace_period)
-        for trial_id in missing:
-            start = running[trial_id].datetime_start
-            if start and start < cutoff:
-                old.add(trial_id)
-        return sorted(old)
-
-    def _holder_dead(self, lease: dict[str, Any]) -> bool:
-        """Whether a lease was stamped by another process of this node that no longer runs."""
-        return holder_dead(lease, self._node)
-
-    def _others_running(self, study_id: int) -> list[int]:
-        """RUNNING trials of the study that this process does not run."""
-        running = self._running(study_id)
-        with self._owned_lock:
-            return [i for i in running if i not in self._owned]
-
-    def settle(self, study_id: int, *, timeout: float | None = None) -> list[int]:
-        """Fails the study's orphaned trials, for a run that ends: none is left RUNNING.
-
-        Reaps the study's stale trials (as :meth:`reap_stale_trials`, without the
-        once-per-interval limit) until no RUNNING trial is left but this process's own, or
-        ``timeout`` seconds have passed. A dead worker's trial is failed (and re-queued by the
-        stale-trial callback) once its lease expires, at once if its holder was a process of
-        this machine; a live worker's trial is waited for until it finishes or its lease
-        expires. Without leases (``heartbeat_interval=None``) this does nothing.
-
-        Args:
-            study_id: The study.
-            timeout: Seconds to wait at most; ``grace_period + heartbeat_interval`` (by
-                when any dead worker's lease has expired) when None; 0 = one pass.
-
-        Returns:
-            The ids of the trials this call failed. Trials of other live workers may still be
-            RUNNING when it returns (after ``timeout``).
-        """
-        if self.heartbeat_interval is None:
-            return []
-        if timeout is None:
-            timeout = self.grace_period + self.heartbeat_interval
-        deadline = time.monotonic() + timeout
-        poll = min(self.heartbeat_interval, 0.5)
-        failed: list[int] = []
-        while True:
-            self._last_reap[study_id] = time.monotonic()
-            failed += self.reap_stale_trials(study_id)
-            left = deadline - time.monotonic()
-            if left <= 0 or not self._others_running(study_id):
-                return failed
-            time.sleep(min(poll, left))
-
-    def reap_stale_trials(self, study_id: int) -> list[int]:
-        """Fails the study's stale trials and runs the stale-trial callback on each.
-
-        Returns:
-            The ids of the trials this process failed.
-        """
-        failed = []
-        for trial_id in self.stale_trial_ids(study_id):
-            try:
-                if super().set_trial_state_values(trial_id, TrialState.FAIL):
-                    failed.append(trial_id)
-            except UpdateFinishedTrialError:  # another worker reaped it first
-                continue
-        if failed and self.stale_trial_callback is not None:
-            study = optuna.load_study(
-                study_name=self.get_study_name_from_id(study_id), storage=self
-            )
-            for trial_id in failed:
-                trial = self.get_trial(trial_id)
-                _log.warning("trial %d of %s: lease expired; failed", trial.number, study)
-                self.stale_trial_callback(study, copy.deepcopy(trial))
-        return failed
+        self.backend.close()
 
 
 def optuna_storage(
@@ -292,6 +225,7 @@ def optuna_storage(
     retry_timeout: float = 30.0,
     read_interval: float = 0.2,
     defer_trial_logs: bool = True,
+    flush_delay: float = 0.1,
 ) -> MongoJournalStorage:
     """The Optuna storage of the project: a journal in MongoDB with leases on running trials.
 
@@ -309,12 +243,19 @@ def optuna_storage(
         retry_timeout: Seconds to ride out a MongoDB outage before an operation fails.
         read_interval: See :class:`MongoJournalBackend`.
         defer_trial_logs: See :class:`MongoJournalStorage`.
+        flush_delay: See :class:`MongoJournalBackend`: a trial shorter than this writes its
+            params with its result (one write per trial); a worker killed earlier in a trial
+            loses that trial's params (its retry samples anew).
 
     Returns:
         A ``JournalStorage`` (subclass) to pass to ``optuna.create_study`` / ``load_study``.
     """
     backend = MongoJournalBackend(
-        db, collection=collection, retry_timeout=retry_timeout, read_interval=read_interval
+        db,
+        collection=collection,
+        retry_timeout=retry_timeout,
+        read_interval=read_interval,
+        flush_delay=flush_delay,
     )
     callback = None
     if max_retry != 0:

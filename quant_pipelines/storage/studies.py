@@ -19,6 +19,7 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, ConnectionFailure, OperationFailure
 
 from quant_pipelines._utils.time import utc_now
+from quant_pipelines.storage._trial_writes import TrialWrites
 from quant_pipelines.storage.collections import STUDIES, TRIALS, UNIQUE_KEYS
 from quant_pipelines.storage.indexes import unique_index_name
 
@@ -347,12 +348,16 @@ def promoted_trials(
 class StudiesRepository:
     """The optimizer's ``StudyRecorder`` on MongoDB: the module's functions bound to ``db``.
 
+    A trial this repository has written before is rewritten with only its changed fields
+    (:class:`~quant_pipelines.storage._trial_writes.TrialWrites`).
+
     Args:
         db: The project database.
     """
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._trial_writes = TrialWrites(upsert_trials)
         # The mirrors are upserted on their natural keys, and the bulk insert of new trials
         # relies on the unique index to reject repeats: ensure it here, whether or not
         # ensure_indexes ran. When MongoDB is unreachable, the first write ensures it.
@@ -379,11 +384,12 @@ class StudiesRepository:
 
     def upsert_trial(self, study_name: str, number: int, fields: Mapping[str, Any]) -> None:
         """See :func:`upsert_trial`."""
+        self._trial_writes.forget(study_name, number)
         upsert_trial(self.db, study_name, number, fields)
 
     def upsert_trials(self, study_name: str, docs: Sequence[Mapping[str, Any]]) -> int:
-        """See :func:`upsert_trials`."""
-        return upsert_trials(self.db, study_name, docs)
+        """See :func:`upsert_trials`; only the changed fields of trials written before."""
+        return self._trial_writes.upsert(self.db, study_name, docs)
 
     def get_study(self, study_name: str) -> dict[str, Any] | None:
         """See :func:`get_study`."""

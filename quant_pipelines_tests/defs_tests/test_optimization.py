@@ -357,9 +357,11 @@ def test_every_walk_forward_option_reaches_the_run() -> None:
     assert (config["validation"], config["n_groups"], config["embargo"]) == ("cpcv", 8, 2)
 
 
-def test_two_parallel_workers_share_one_study_without_duplicates(
+def test_two_parallel_workers_share_one_cpcv_study_without_duplicates(
     mongo_env: Database, tmp_path, monkeypatch: pytest.MonkeyPatch, crypto_bars
 ) -> None:
+    """Two worker processes (multiprocess executor) on one CPCV study of the last 600 bars:
+    every trial number once, none lost, each scored on the 3 CPCV paths."""
     import shutil
     from pathlib import Path
 
@@ -369,14 +371,104 @@ def test_two_parallel_workers_share_one_study_without_duplicates(
     home.mkdir()
     shutil.copy(Path(__file__).resolve().parents[2] / "dagster_home" / "dagster.yaml", home)
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    # Reuse the runner but on BTCUSD: the fixture loaded BTCUSD bars.
-    monkeypatch.setattr("quant_pipelines.bench.scaleout._SYMBOL", "BTCUSD", raising=True)
+    config = {
+        "symbols": ["BTCUSD"],
+        "asset_class": "crypto",
+        "validation": "cpcv",
+        "n_groups": 4,
+        "n_test_groups": 2,  # C(4, 2) = 6 splits, 2 * 6 / 4 = 3 paths
+        "pruner": "none",
+        "max_bars": 600,
+    }
     with dg.DagsterInstance.get() as instance:
-        out = run_parallel_study(instance, study_name="shared", workers=2, n_trials=12)
-    assert out["workers"] == 2
-    numbers = sorted(t["number"] for t in mongo_env.trials.find({"study_name": "shared"}))
-    assert len(numbers) == len(set(numbers)) >= 12
+        out = run_parallel_study(
+            instance, study_name="shared", workers=2, n_trials=12, config=config
+        )
+    assert out["workers"] == 2 and out["cpu_seconds"] > 0
+    trials = list(mongo_env.trials.find({"study_name": "shared"}))
+    numbers = sorted(t["number"] for t in trials)
+    assert numbers == list(range(len(numbers))) and len(numbers) >= 12
     assert out["trials_run"] == len(numbers)
+    assert {t["state"] for t in trials} == {"COMPLETE"}
+    assert all(len(t["scores"]["paths"]) == 3 for t in trials)
+    study = mongo_env.studies.find_one({"study_name": "shared"})
+    assert (study["validation"]["method"], study["validation"]["n_groups"]) == ("cpcv", 4)
+    assert study["pruner"] == "none"
+    first = pd.Timestamp(SyntheticSource(seed=5).bars("BTCUSD", START, END).index[-600])
+    start = pd.Timestamp(study["in_sample"][0]["start"])
+    assert (start if start.tzinfo else start.tz_localize("UTC")) == first
+
+
+def _parallel_config(**fields) -> dict:
+    return {"study_name": "p", "symbols": ["BTCUSD"], "start": START, "end": END} | fields
+
+
+def test_parallel_study_defaults_are_the_former_worker_arguments() -> None:
+    from quant_pipelines.defs.optimization.parallel import ParallelStudyConfig
+    from quant_pipelines.optimizer import Validation
+
+    kwargs = ParallelStudyConfig(**_parallel_config()).worker_kwargs()
+    assert kwargs["validation"] == Validation()  # walk-forward, 3 folds
+    assert (kwargs["objective"], kwargs["pruner"], kwargs["oos_fraction"]) == (
+        "sharpe",
+        "median",
+        0.3,
+    )
+    assert (kwargs["max_bars"], kwargs["periods_per_year"], kwargs["wall_limit"]) == (
+        0,
+        None,
+        7200.0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "named"),
+    [
+        ({"workers": 0}, "workers must be >= 1"),
+        ({"n_trials": 0}, "n_trials must be >= 1"),
+        ({"max_bars": -5}, "max_bars must be >= 0"),
+        ({"n_folds": 0}, "n_folds must be >= 1"),
+        ({"validation": "cpcv", "n_groups": 1}, "n_groups must be >= 2"),
+        ({"validation": "cpcv", "n_groups": 4, "n_test_groups": 4}, "n_test_groups"),
+        ({"oos_fraction": 1.0}, "oos_fraction"),
+        ({"objective": "alpha"}, "objective 'alpha' is unknown"),
+        ({"strategy": "nope"}, "strategy: "),
+    ],
+    ids=[
+        "workers",
+        "n_trials",
+        "max_bars",
+        "n_folds",
+        "n_groups",
+        "n_test_groups",
+        "oos_fraction",
+        "objective",
+        "strategy",
+    ],
+)
+def test_a_bad_parallel_study_config_fails_naming_the_field(fields: dict, named: str) -> None:
+    from quant_pipelines.defs.optimization.parallel import ParallelStudyConfig
+
+    with pytest.raises(ValueError, match=f"parallel_study_job config 'p': {named}"):
+        ParallelStudyConfig(**_parallel_config(**fields)).check()
+
+
+def test_a_bad_parallel_study_config_fails_the_run_before_any_worker(mongo_env: Database) -> None:
+    from quant_pipelines.definitions import parallel_study_job_def
+
+    job = parallel_study_job_def()
+    config = _parallel_config(validation="cpcv", n_groups=1)
+    ops = {name: {"config": config} for name in ("study_workers", "study_worker")}
+    result = job.execute_in_process(run_config={"ops": ops}, raise_on_error=False)
+    assert not result.success
+    failure = result.failure_data_for_node("study_workers")
+    assert "n_groups must be >= 2, got 1" in failure.user_failure_data.description
+    assert not result.get_step_success_events()
+    assert mongo_env.trials.count_documents({}) == 0
+    with pytest.raises(dg.DagsterInvalidConfigError, match="kfold"):
+        job.execute_in_process(
+            run_config={"ops": {n: {"config": _parallel_config(validation="kfold")} for n in ops}}
+        )
 
 
 def test_a_run_stops_at_its_wall_clock_limit_and_a_later_run_finishes_the_study(

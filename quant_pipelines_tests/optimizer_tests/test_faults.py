@@ -94,8 +94,10 @@ def test_worker_killed_mid_study_resumes_by_name(mongo_uri: str, mongo_db: Datab
             assert after[number].values == t.values
     reaped = after[victim.number]
     assert reaped.state == optuna.trial.TrialState.FAIL
-    # failed within the lease: grace after its last stamp, plus one reaping interval
-    assert reaped.datetime_complete - killed_at < dt.timedelta(seconds=GRACE + 2 * LEASE + 2)
+    # failed as soon as the second worker asked for its first trial (the lease's holder, a
+    # process of this machine, is gone), however long that worker took to start
+    started = [t.datetime_start for n, t in after.items() if n not in before and t.datetime_start]
+    assert killed_at < reaped.datetime_complete <= min(started)
     retries = [t for t in after.values() if t.system_attrs.get("failed_trial") == victim.number]
     assert len(retries) == 1
     if victim.params:  # deferred params reach the journal at the first lease tick
@@ -123,7 +125,7 @@ def test_two_workers_share_one_study(mongo_uri: str, mongo_db: Database) -> None
     assert len(finished) == sum(s["trials_run"] for s in summaries)
     assert all(s["trials_run"] > 0 for s in summaries)  # both really worked
     done = sum(t.state in DONE for t in trials)
-    assert n <= done <= n + 1  # the budget is shared; each worker may finish one trial more
+    assert n <= done <= n + 2  # the budget is shared; each of the 2 workers may finish one more
     _assert_journal_gap_free(mongo_db)
     assert {d["number"] for d in list_trials(mongo_db, study)} == set(numbers)
 

@@ -60,8 +60,11 @@ def _trials(db: Database, study: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
 
 
-def _kill_mid_trial(proc: subprocess.Popen, db: Database, study: str, *, min_done: int) -> None:
-    """SIGKILLs the worker once ``min_done`` trials are done and a later one runs."""
+def _kill_mid_trial(
+    proc: subprocess.Popen, db: Database, study: str, *, min_done: int, settle: float = 0.15
+) -> None:
+    """SIGKILLs the worker once ``min_done`` trials are done and a later one runs, ``settle``
+    seconds after it was seen running."""
 
     def mid_trial() -> bool:
         try:
@@ -77,7 +80,7 @@ def _kill_mid_trial(proc: subprocess.Popen, db: Database, study: str, *, min_don
             assert proc.poll() is None, proc.communicate()[1][-3000:]
             assert time.monotonic() < deadline, "timed out"
             time.sleep(0.05)
-        time.sleep(0.15)  # the trial's params are sampled: it is in its (slow) evaluation
+        time.sleep(settle)  # the trial's params are sampled: it is in its (slow) evaluation
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.communicate()
@@ -125,7 +128,9 @@ def test_killed_trials_retry_has_the_killed_trials_params(
     # write the params); the second worker judges the unstamped trial by its start.
     study, trace = "requeued", tmp_path / "params.jsonl"
     proc = _spawn(mongo_uri, mongo_db.name, study, 50, delay=1.0, lease=5.0, grace=6.0, trace=trace)
-    _kill_mid_trial(proc, mongo_db, study, min_done=1)
+    # half-way through its 1 s evaluation: its params, deferred, are written in the
+    # background once they have waited the storage's flush_delay (0.1 s)
+    _kill_mid_trial(proc, mongo_db, study, min_done=1, settle=0.5)
     before = _trials(mongo_db, study)
     (victim,) = [t for t in before if t.state == RUNNING]
     done = sum(t.state in DONE for t in before)

@@ -12,6 +12,7 @@ from quant_pipelines.services.optimization import (
     NoBarsError,
     StudySpec,
     run_requested_study,
+    run_study_worker,
     study_period,
 )
 from quant_pipelines.storage import BarsRepository
@@ -69,3 +70,45 @@ def test_a_study_reports_the_symbols_with_bars_and_mirrors_its_progress(mongo_db
     assert study["progress"]["eta_s"] == 0
     assert study["progress"]["best_value"] == report.summary.best_value
     assert mongo_db.optimization_requests.count_documents({}) == 0  # requests are Dagster's
+
+
+def _worker(mongo_db: Database, **overrides):
+    fields = {
+        "worker": 1,
+        "study_name": "w",
+        "strategy": "sma_crossover",
+        "symbols": ["BTCUSD"],
+        "start": "2022-01-01",
+        "end": "2023-07-01",  # exclusive: the last bar read is 2023-06-30
+        "n_trials": 3,
+        "sampler": "random",
+        "asset_class": "crypto",
+    }
+    return run_study_worker(Repositories.over(mongo_db), **(fields | overrides))
+
+
+def test_a_worker_refuses_missing_bars_and_a_negative_bar_count(mongo_db: Database) -> None:
+    with pytest.raises(NoBarsError, match=r"\['BTCUSD'\] between 2022-01-01 and 2023-07-01"):
+        _worker(mongo_db)
+    with pytest.raises(ValueError, match="max_bars must be >= 0"):
+        _worker(mongo_db, max_bars=-1)
+    assert mongo_db.studies.count_documents({}) == 0
+
+
+def test_a_worker_studies_the_last_max_bars_with_its_validation(mongo_db: Database) -> None:
+    bars = SyntheticSource(seed=5).bars("BTCUSD", "2022-01-01", "2023-06-30")
+    BarsRepository(mongo_db).upsert(bars, symbol="BTCUSD", source="test", batch_id="t")
+    cpcv = Validation(method="cpcv", n_groups=4, n_test_groups=2)
+    report = _worker(mongo_db, max_bars=300, validation=cpcv, pruner="none", objective="sortino")
+    assert report.worker == 1 and report.trials_run == report.n_trials == 3
+    assert report.finished >= report.started and report.cpu_seconds > 0
+    study = mongo_db.studies.find_one({"study_name": "w"})
+    assert (study["validation"]["method"], study["objective"], study["pruner"]) == (
+        "cpcv",
+        "sortino",
+        "none",
+    )
+    start = pd.Timestamp(study["in_sample"][0]["start"])
+    assert (start if start.tzinfo else start.tz_localize("UTC")) == bars.index[-300]
+    trials = list(mongo_db.trials.find({"study_name": "w"}))
+    assert all(len(t["scores"]["paths"]) == 3 for t in trials)  # 2 * C(4, 2) / 4 paths

@@ -15,12 +15,26 @@ import optuna
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from pymongo.database import Database
 
-from quant_pipelines.storage import _journal_backend, _journal_leases, optuna_journal
+from quant_pipelines.storage import (
+    _journal_backend,
+    _journal_io,
+    _journal_leases,
+    _journal_reader,
+    _journal_reaping,
+    optuna_journal,
+)
 from quant_pipelines.storage._journal_backend import TRIAL_LOCAL_OPS
 from quant_pipelines.storage.optuna_journal import MongoJournalStorage, optuna_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-MODULES = (_journal_backend, _journal_leases, optuna_journal)
+MODULES = (
+    _journal_backend,
+    _journal_io,
+    _journal_leases,
+    _journal_reader,
+    _journal_reaping,
+    optuna_journal,
+)
 
 
 class _Recorder(BaseJournalBackend):
