@@ -1,0 +1,89 @@
+"""Prophet's point forecast ``yhat`` without its DataFrame machinery. Private module.
+
+``Prophet.predict`` with ``uncertainty_samples=0`` spends nearly all its time on pandas
+bookkeeping that does not change the numbers: validating and copying the frame, building the
+component indicator table with ``pd.crosstab`` (which always ends up equal to the model's
+``train_component_cols``), and assembling the output frame. :func:`fast_yhat` runs the same
+arithmetic, in the same order, on the same array shapes and memory layouts (Prophet's own
+static ``fourier_series`` and ``piecewise_linear``, the seasonal feature matrix built by
+``pd.concat(...).values`` as Prophet builds it, the same ``np.matmul`` and ``np.nanmean``), so
+``yhat`` is bit for bit what ``predict`` returns (the tests compare the two).
+
+Only the configuration this package fits is handled: linear or flat growth, seasonalities
+without conditions, no holidays and no extra regressors. :func:`fast_yhat` returns None for
+any other model and the caller runs ``predict``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from prophet import Prophet
+
+
+def supported(model: Prophet) -> bool:
+    """Whether :func:`fast_yhat` reproduces ``predict`` for this model."""
+    return (
+        model.history is not None
+        and model.growth in ("linear", "flat")
+        and not model.logistic_floor
+        and model.scaling in ("absmax", "minmax")
+        and model.holidays is None
+        and model.country_holidays is None
+        and not model.extra_regressors
+        and model.train_component_cols is not None
+        and all(props["condition_name"] is None for props in model.seasonalities.values())
+    )
+
+
+def fast_yhat(model: Prophet, ds: np.ndarray) -> np.ndarray | None:
+    """``predict``'s ``yhat`` at sorted, distinct ``ds`` (tz-naive ``datetime64[ns]``).
+
+    Args:
+        model: A fitted Prophet model.
+        ds: Sorted, distinct, non-empty timestamps (``predict`` sorts; the caller dedupes).
+
+    Returns:
+        ``yhat`` per timestamp (float64), or None when the model is not :func:`supported`.
+    """
+    if not supported(model):
+        return None
+    dates = pd.Series(ds)
+    # setup_dataframe: floor, t, and the changepoints in units of t (recomputed by predict)
+    floor = 0.0 if model.scaling == "absmax" else model.y_min
+    t = np.array((dates - model.start) / model.t_scale)
+    if len(model.changepoints) > 0:
+        model.changepoints_t = np.sort(np.array((model.changepoints - model.start) / model.t_scale))
+    else:
+        model.changepoints_t = np.array([0])
+    # predict_trend
+    k = np.nanmean(model.params["k"])
+    m = np.nanmean(model.params["m"])
+    if model.growth == "linear":
+        deltas = np.nanmean(model.params["delta"], axis=0)
+        trend = model.piecewise_linear(t, deltas, k, m, model.changepoints_t)
+    else:
+        trend = model.flat_trend(t, m)
+    trend = trend * model.y_scale + floor
+    # predict_seasonal_components: the feature matrix as make_all_seasonality_features builds it
+    features = [
+        model.make_seasonality_features(dates, props["period"], props["fourier_order"], name)
+        for name, props in model.seasonalities.items()
+    ]
+    if not features:
+        features.append(pd.DataFrame({"zeros": np.zeros(len(ds))}))
+    x = pd.concat(features, axis=1).values
+    if x.shape[1] != len(model.train_component_cols):
+        return None
+    terms = {}
+    for component in ("additive_terms", "multiplicative_terms"):
+        beta_c = model.params["beta"] * model.train_component_cols[component].values
+        comp = np.matmul(x, beta_c.transpose())
+        if component in model.component_modes["additive"]:
+            comp *= model.y_scale
+        terms[component] = np.nanmean(comp, axis=1)
+    return trend * (1 + terms["multiplicative_terms"]) + terms["additive_terms"]
