@@ -69,14 +69,8 @@ def fast_yhat(model: Prophet, ds: np.ndarray) -> np.ndarray | None:
     else:
         trend = model.flat_trend(t, m)
     trend = trend * model.y_scale + floor
-    # predict_seasonal_components: the feature matrix as make_all_seasonality_features builds it
-    features = [
-        model.make_seasonality_features(dates, props["period"], props["fourier_order"], name)
-        for name, props in model.seasonalities.items()
-    ]
-    if not features:
-        features.append(pd.DataFrame({"zeros": np.zeros(len(ds))}))
-    x = pd.concat(features, axis=1).values
+    # predict_seasonal_components: the feature matrix of make_all_seasonality_features
+    x = _seasonal_matrix(model, dates)
     if x.shape[1] != len(model.train_component_cols):
         return None
     terms = {}
@@ -87,3 +81,25 @@ def fast_yhat(model: Prophet, ds: np.ndarray) -> np.ndarray | None:
             comp *= model.y_scale
         terms[component] = np.nanmean(comp, axis=1)
     return trend * (1 + terms["multiplicative_terms"]) + terms["additive_terms"]
+
+
+def _seasonal_matrix(model: Prophet, dates: pd.Series) -> np.ndarray:
+    """``make_all_seasonality_features(...)[0].values`` of a model without holidays or
+    regressors: Prophet's ``fourier_series`` per seasonality (its Series arithmetic done on
+    the arrays: the same ufuncs on the same contiguous values), in Fortran order as pandas'
+    ``.values`` gives it, or the single ``zeros`` column."""
+    widths = [2 * props["fourier_order"] for props in model.seasonalities.values()]
+    x = np.zeros((len(dates), max(sum(widths), 1)), order="F")
+    if not widths:
+        return x
+    epoch = pd.Timestamp("1970-01-01", tz=dates.dt.tz)
+    t = ((dates - epoch).dt.total_seconds() / (24 * 60 * 60)).to_numpy(dtype=np.float64)
+    x_t = np.pi * 2 * t
+    col = 0
+    for props, width in zip(model.seasonalities.values(), widths, strict=True):
+        for i in range(width // 2):
+            c = (i + 1) / props["period"] * x_t
+            x[:, col + 2 * i] = np.sin(c)
+            x[:, col + 2 * i + 1] = np.cos(c)
+        col += width
+    return x
