@@ -155,6 +155,8 @@ class Evaluator:
         self.metrics = OBJECTIVES[objective]
         self.costs = costs
         self._caches = {d.symbol: IndicatorCache(d.bars) for d in data}
+        #: (each symbol's IS return index, its positions in their union, union length).
+        self._aligned: tuple[list[pd.Index], list[np.ndarray], int] | None = None
 
     @property
     def n_steps(self) -> int:
@@ -234,7 +236,24 @@ class Evaluator:
         series = [self._run(d, targets[d.symbol], 0, d.split).returns.iloc[1:] for d in self.data]
         if len(series) == 1:
             return series[0].to_numpy()
-        return pd.concat(series, axis=1).fillna(0.0).mean(axis=1).to_numpy()
+        aligned = self._aligned
+        if aligned is None or not all(
+            s.index.equals(i) for s, i in zip(series, aligned[0], strict=True)
+        ):
+            # The first call aligns with pandas; the sessions are the same on every later
+            # call (same bars, same split), so those reuse its positions.
+            union = pd.concat(series, axis=1, sort=True).index
+            self._aligned = aligned = (
+                [s.index for s in series],
+                [union.get_indexer(s.index) for s in series],
+                len(union),
+            )
+        _, positions, n = aligned
+        table = np.zeros((len(series), n))  # a symbol without a bar that day counts 0
+        for row, s, pos in zip(table, series, positions, strict=True):
+            row[pos] = s.to_numpy()
+        np.nan_to_num(table, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+        return table.sum(axis=0) / len(series)
 
     def evaluate(
         self,

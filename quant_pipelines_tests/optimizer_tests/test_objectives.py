@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from quant_pipelines.backtest import get_strategy, run_backtest
@@ -119,6 +120,36 @@ def test_several_symbols_average_metrics_and_sum_trades(crypto_bars) -> None:
     assert both.values[0] == pytest.approx(np.mean([s.values[0] for s in single]))
     assert both.in_sample[0] == pytest.approx(np.mean([s.in_sample[0] for s in single]))
     assert both.is_metrics["n_trades"] == sum(s.is_metrics["n_trades"] for s in single)
+
+
+def test_in_sample_returns_average_symbols_on_the_union_of_their_sessions(crypto_bars) -> None:
+    # Each misses bars the other has: on those days the other's return is averaged with a 0.
+    btc, eth = crypto_bars["BTCUSD"], crypto_bars["ETHUSD"]
+    bars = {"BTCUSD": btc.drop(btc.index[5::11]), "ETHUSD": eth.drop(eth.index[3::7])}
+    data = prepare(bars, asset_class="crypto")
+    ev = Evaluator(get_strategy("sma_crossover"), data)
+
+    def by_pandas(targets: dict[str, np.ndarray]) -> np.ndarray:
+        series = [
+            run_backtest(
+                d.bars.iloc[: d.split],
+                targets[d.symbol][: d.split],
+                periods_per_year=d.periods_per_year,
+            ).returns.iloc[1:]
+            for d in data
+        ]
+        return pd.concat(series, axis=1, sort=True).fillna(0.0).mean(axis=1).to_numpy()
+
+    sessions = [d.bars.index[1 : d.split] for d in data]
+    n_union = len(sessions[0].union(sessions[1]))
+    assert n_union > max(len(s) for s in sessions)
+    # Later calls reuse the first call's alignment: still the same figures, bit for bit.
+    for params in (PARAMS, {"fast": 3, "slow": 12}, PARAMS):
+        got = ev.in_sample_returns(params)
+        assert len(got) == n_union
+        np.testing.assert_array_equal(got, by_pandas(ev.targets(params)))
+    hold = {d.symbol: np.ones(len(d.bars)) for d in data}
+    np.testing.assert_array_equal(ev.benchmark_returns(), by_pandas(hold))
 
 
 def test_bad_inputs_are_refused(bars) -> None:
