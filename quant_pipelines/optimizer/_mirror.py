@@ -23,6 +23,8 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from quant_pipelines._utils.time import utc
+from quant_pipelines.optimizer.dsr import TRIED_STATES, dsr_of, params_key, per_period, trial_sharpe
+from quant_pipelines.optimizer.overfitting import sharpe_variance
 from quant_pipelines.optimizer.progress import (
     DONE_STATES,
     ProgressClock,
@@ -145,6 +147,8 @@ class Mirror:
         self.unwritten: set[int] = set()  # trial numbers whose last write failed
         self._written: dict[int, str] = {}  # trial number -> state written
         self._finished: dict[int, tuple[FrozenTrial, TrialRecord]] = {}
+        # Finished record -> (its configuration key or None, its per-period Sharpe or None).
+        self._dsr_inputs: dict[int, tuple[TrialRecord, str | None, float | None]] = {}
         self._writer: _Writer | None = None
 
     def _try(self, what: str, fn: Callable[[StudyRecorder], object]) -> bool:
@@ -200,11 +204,35 @@ class Mirror:
         if self.recorder is not None:
             if self._writer is None:
                 self._writer = _Writer(self)
-            self._writer.put(trial_document(record, records, self.context), prog, best)
+            dsr = {record.number: self.running_dsr(record, records)}
+            self._writer.put(trial_document(record, records, self.context, dsr=dsr), prog, best)
             self._written[record.number] = record.state
         if self.on_progress is not None:
             self.on_progress(dict(prog, best=best))
         return prog
+
+    def running_dsr(self, record: TrialRecord, records: Sequence[TrialRecord]) -> float | None:
+        """``progress.deflated_sharpe(record, records)``, from the configuration key and
+        Sharpe ratio of each finished record computed once (not once per trial: a study's
+        mirror would otherwise cost more with every trial)."""
+        stats = trial_sharpe(record)
+        if stats is None or record.state != "COMPLETE":
+            return None
+        keys: set[str] = set()
+        sharpes: list[float] = []
+        for r in records:
+            hit = self._dsr_inputs.get(r.number)
+            if hit is None or hit[0] is not r:
+                s = trial_sharpe(r)
+                key = params_key(r.params) if r.state in TRIED_STATES and r.params else None
+                hit = (r, key, None if s is None else per_period(s))
+                if r.state in _FINISHED:
+                    self._dsr_inputs[r.number] = hit
+            if hit[1] is not None:
+                keys.add(hit[1])
+            if hit[2] is not None:
+                sharpes.append(hit[2])
+        return dsr_of(stats, len(keys), sharpe_variance(sharpes)[0])
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
         """The Optuna callback body: mirror the trial, update progress."""
