@@ -28,10 +28,6 @@ _DUPLICATE_KEY = 11000
 TRIAL_LOCAL_OPS = frozenset({5, 7, 8, 9})
 #: SET_TRIAL_STATE_VALUES, and the finished states it may carry (COMPLETE, PRUNED, FAIL).
 SET_STATE_OP = 6
-#: CREATE_TRIAL, and the ops that change a study's attributes only (SET_STUDY_USER_ATTR,
-#: SET_STUDY_SYSTEM_ATTR).
-CREATE_TRIAL_OP = 4
-STUDY_ATTR_OPS = frozenset({2, 3})
 FINISHED_STATES = frozenset({1, 2, 3})
 #: Seconds an idle background writer sleeps between checks that its owner still exists.
 _WRITER_IDLE = 5.0

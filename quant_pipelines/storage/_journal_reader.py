@@ -21,15 +21,7 @@ from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.database import Database
 
-from quant_pipelines.storage._journal_io import (
-    CREATE_TRIAL_OP,
-    SET_STATE_OP,
-    STUDY_ATTR_OPS,
-    TRIAL_LOCAL_OPS,
-    InFlight,
-    retry,
-    state_changes,
-)
+from quant_pipelines.storage._journal_io import InFlight, retry, state_changes
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -65,11 +57,6 @@ class JournalReader:
         self._unlanded: set[int] = set()  # trials whose deferred state change has not landed
         #: Trials another process finished before this one's deferred result landed.
         self.lost_races: list[int] = []
-        # What the logs handed out since take_changes change (see take_changes).
-        self._handed_to = 0  # position after the last log handed out
-        self._reset = False
-        self._created_in: set[int] = set()
-        self._changed: set[int] = set()
 
     def _write_deferred(self, new: list[str] | None = None) -> None:
         """Writes the logs handed out but not written yet (the writer's; none here)."""
@@ -150,27 +137,4 @@ class JournalReader:
             self._fresh = False
             self._cache = self._cache[log_number_from - self._start :]
             self._start = log_number_from
-            self._note(log_number_from, self._cache)
             return list(self._cache)
-
-    def _note(self, start: int, logs: list[dict[str, Any]]) -> None:
-        """Notes what the logs handed out from position ``start`` change (``_lock`` held)."""
-        if start < self._handed_to:  # the reader asks again for logs it was given: start over
-            self._reset = True
-        self._handed_to = start + len(logs)
-        for log in logs:
-            op = log.get("op_code")
-            if op in TRIAL_LOCAL_OPS or op == SET_STATE_OP:
-                self._changed.add(log.get("trial_id"))
-            elif op == CREATE_TRIAL_OP:
-                self._created_in.add(log.get("study_id"))
-            elif op not in STUDY_ATTR_OPS:  # a study created or deleted, or an unknown log
-                self._reset = True
-
-    def take_changes(self) -> tuple[bool, set[int], set[int]]:
-        """What the logs handed out since the last call change, for :class:`~quant_pipelines.
-        storage._journal_view.TrialViews`: (start over, studies with new trials, trials)."""
-        with self._lock:
-            out = (self._reset, self._created_in, self._changed)
-            self._reset, self._created_in, self._changed = False, set(), set()
-            return out

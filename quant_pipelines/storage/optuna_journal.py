@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Container, Sequence
+from collections.abc import Sequence
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -27,7 +27,6 @@ from quant_pipelines.storage._journal_backend import MongoJournalBackend
 from quant_pipelines.storage._journal_leases import TrialLeases, node
 from quant_pipelines.storage._journal_leases import start_lease_thread as _start_lease_thread
 from quant_pipelines.storage._journal_reaping import LeaseReaper, StaleTrialCallback
-from quant_pipelines.storage._journal_view import TrialViews
 from quant_pipelines.storage.collections import OPTUNA_JOURNAL
 
 __all__ = [
@@ -105,9 +104,6 @@ class MongoJournalStorage(LeaseReaper):
         self._owned_lock = threading.Lock()
         self._last_reap: dict[int, float] = {}
         self._stop: threading.Event | None = None  # set to stop the lease thread
-        self._views = TrialViews(
-            self, backend, lambda sid: super(MongoJournalStorage, self).get_all_trials(sid, False)
-        )
 
     # Ownership -----------------------------------------------------------------------------
 
@@ -166,16 +162,6 @@ class MongoJournalStorage(LeaseReaper):
         elif state.is_finished():
             self._disown(trial_id)
         return ok
-
-    def get_all_trials(
-        self,
-        study_id: int,
-        deepcopy: bool = True,
-        states: Container[TrialState] | None = None,
-    ) -> list[FrozenTrial]:
-        """The study's trials, from a list kept up to date log by log (``_journal_view``)
-        instead of one built anew on every call."""
-        return self._views.trials(study_id, deepcopy=deepcopy, states=states)
 
     def _study_of(self, trial_id: int) -> int:
         """The study of a trial, by public lookups only (for the rare popped WAITING trial)."""
