@@ -24,6 +24,7 @@ import logging
 import warnings
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
@@ -147,10 +148,18 @@ def interval_table(model: Prophet, *, seed: int) -> tuple[np.ndarray, np.ndarray
     )
 
 
+_LAST_AND_STEP: WeakKeyDictionary[Prophet, tuple[np.datetime64, np.timedelta64]] = (
+    WeakKeyDictionary()
+)
+
+
 def horizon_steps(model: Prophet, ds: np.ndarray, n_steps: int) -> np.ndarray:
     """0-based row of the interval table for each timestamp (its rounded step after the fit)."""
-    last = model.history["ds"].iloc[-1].to_datetime64()
-    steps = np.rint((ds - last) / training_step(model))
+    if model not in _LAST_AND_STEP:  # a fitted model's training timestamps never change
+        last = model.history["ds"].iloc[-1].to_datetime64()
+        _LAST_AND_STEP[model] = (last, training_step(model))
+    last, step = _LAST_AND_STEP[model]
+    steps = np.rint((ds - last) / step)
     return np.clip(steps, 1, n_steps).astype(np.int64) - 1
 
 

@@ -16,7 +16,9 @@ any other model and the caller runs ``predict``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
@@ -40,6 +42,52 @@ def supported(model: Prophet) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class _Constants:
+    """What ``predict`` derives from the fitted model alone, the same way at every call."""
+
+    changepoints_t: np.ndarray
+    k: float
+    m: float
+    deltas: np.ndarray | None
+    floor: float
+    beta: dict[str, np.ndarray]
+
+
+_CONSTANTS: WeakKeyDictionary[Prophet, _Constants | None] = WeakKeyDictionary()
+
+
+def _constants(model: Prophet) -> _Constants | None:
+    """The model's constants (None when not :func:`supported`), computed once per model.
+
+    A Prophet model is fitted once and not changed by prediction, so they stay valid.
+    """
+    if model in _CONSTANTS:
+        return _CONSTANTS[model]
+    consts = None
+    if supported(model):
+        if len(model.changepoints) > 0:  # setup_dataframe recomputes them at every predict
+            changepoints_t = np.sort(np.array((model.changepoints - model.start) / model.t_scale))
+        else:
+            changepoints_t = np.array([0])
+        beta = {}
+        for component in ("additive_terms", "multiplicative_terms"):  # as the loop over
+            # component_cols (== train_component_cols after predict's check) computes them
+            beta[component] = (
+                model.params["beta"] * model.train_component_cols[component].values
+            ).transpose()
+        consts = _Constants(
+            changepoints_t=changepoints_t,
+            k=np.nanmean(model.params["k"]),
+            m=np.nanmean(model.params["m"]),
+            deltas=np.nanmean(model.params["delta"], axis=0) if model.growth == "linear" else None,
+            floor=0.0 if model.scaling == "absmax" else model.y_min,
+            beta=beta,
+        )
+    _CONSTANTS[model] = consts
+    return consts
+
+
 def fast_yhat(model: Prophet, ds: np.ndarray) -> np.ndarray | None:
     """``predict``'s ``yhat`` at sorted, distinct ``ds`` (tz-naive ``datetime64[ns]``).
 
@@ -50,33 +98,26 @@ def fast_yhat(model: Prophet, ds: np.ndarray) -> np.ndarray | None:
     Returns:
         ``yhat`` per timestamp (float64), or None when the model is not :func:`supported`.
     """
-    if not supported(model):
+    consts = _constants(model)
+    if consts is None:
         return None
     dates = pd.Series(ds)
-    # setup_dataframe: floor, t, and the changepoints in units of t (recomputed by predict)
-    floor = 0.0 if model.scaling == "absmax" else model.y_min
+    # setup_dataframe: t (and the changepoints in units of t, which predict sets on the model)
     t = np.array((dates - model.start) / model.t_scale)
-    if len(model.changepoints) > 0:
-        model.changepoints_t = np.sort(np.array((model.changepoints - model.start) / model.t_scale))
-    else:
-        model.changepoints_t = np.array([0])
+    model.changepoints_t = consts.changepoints_t
     # predict_trend
-    k = np.nanmean(model.params["k"])
-    m = np.nanmean(model.params["m"])
-    if model.growth == "linear":
-        deltas = np.nanmean(model.params["delta"], axis=0)
-        trend = model.piecewise_linear(t, deltas, k, m, model.changepoints_t)
+    if consts.deltas is not None:
+        trend = model.piecewise_linear(t, consts.deltas, consts.k, consts.m, consts.changepoints_t)
     else:
-        trend = model.flat_trend(t, m)
-    trend = trend * model.y_scale + floor
+        trend = model.flat_trend(t, consts.m)
+    trend = trend * model.y_scale + consts.floor
     # predict_seasonal_components: the feature matrix of make_all_seasonality_features
     x = _seasonal_matrix(model, dates)
     if x.shape[1] != len(model.train_component_cols):
         return None
     terms = {}
-    for component in ("additive_terms", "multiplicative_terms"):
-        beta_c = model.params["beta"] * model.train_component_cols[component].values
-        comp = np.matmul(x, beta_c.transpose())
+    for component, beta_t in consts.beta.items():
+        comp = np.matmul(x, beta_t)
         if component in model.component_modes["additive"]:
             comp *= model.y_scale
         terms[component] = np.nanmean(comp, axis=1)

@@ -98,9 +98,10 @@ def verdict_frames(
         fired={k: fired[:, i] for i, k in enumerate(names)},
         feats=feats,
     )
+    any_fired = fired.any(axis=1).tolist()
     flag_lists = [
-        r + [names[i] for i in np.flatnonzero(f)] if f.any() else list(r)
-        for r, f in zip(rules, fired, strict=True)
+        r + [names[i] for i in np.flatnonzero(f)] if hit else list(r)
+        for r, f, hit in zip(rules, fired, any_fired, strict=True)
     ]
     columns = {
         "iforest": iforest,
