@@ -117,6 +117,45 @@ def _runners(bars: pd.DataFrame, client: MongoClient, tmp: Path) -> dict[str, Ru
     return {"memory": memory, "mongo": mongo, "file": file}
 
 
+def journal_row(*, repeat: int = 3, n_trials: int = 300) -> list[dict[str, float]]:
+    """Just the MongoDB journal row against in-memory, for tuning the journal: one dict per
+    repeat (``ratio`` of trials per hour, each side's ``rate`` and ``growth``), the two
+    interleaved and their order alternating (``python -c "from quant_pipelines.bench.optimizer
+    import journal_row; print(journal_row())"``)."""
+    window = min(50, n_trials // 4)
+    bars = SyntheticSource(0).bars("SPY", "2000-01-01", "2030-12-31").iloc[:N_BARS]
+    out: list[dict[str, float]] = []
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            server = EmbeddedMongo(Path(tmp) / "mongo", port=free_port())
+            server.start()
+            client = make_client(server.uri)
+            try:
+                runners = _runners(bars, client, Path(tmp))
+                for i in range(repeat):
+                    got = {}
+                    for name in ("memory", "mongo") if i % 2 == 0 else ("mongo", "memory"):
+                        got[name] = _measure(runners[name], n_trials, window)
+                    (mem_rate, mem_growth), (rate, growth) = got["memory"], got["mongo"]
+                    out.append(
+                        {
+                            "ratio": rate / mem_rate,
+                            "rate": rate,
+                            "memory_rate": mem_rate,
+                            "growth": growth,
+                            "memory_growth": mem_growth,
+                        }
+                    )
+            finally:
+                client.close()
+                server.stop()
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return out
+
+
 def run(*, quick: bool = False) -> list[Figure]:
     """Trials per hour and per-trial cost growth on each storage, in the same run."""
     n_trials, repeat = (100, 2) if quick else (300, 5)

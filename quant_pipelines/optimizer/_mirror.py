@@ -85,10 +85,17 @@ class _Writer:
             if idle:  # a writer coalescing a batch needs no wake-up (one per trial costs more)
                 self._cond.notify()
 
-    def close(self) -> None:
+    def close(self, *, wait: bool = True) -> None:
+        """Writes what is queued and ends the thread; ``wait=False`` returns at once (then
+        :meth:`join`)."""
         with self._cond:
             self._closed = True
             self._cond.notify()
+        if wait:
+            self.join()
+
+    def join(self) -> None:
+        """Waits until the thread has written what was queued and ended."""
         self._thread.join()
 
     def _loop(self) -> None:
@@ -253,10 +260,19 @@ class Mirror:
         Returns:
             The summary with the study's statistics and the best trial's final DSR.
         """
-        self.close()
+        # The queued writes drain while the statistics are computed (the server writes them
+        # while this process computes); they must have landed before the final writes below.
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close(wait=False)
         stats = None
-        if self.statistics is not None:
-            stats = self.statistics(records)
+        try:
+            if self.statistics is not None:
+                stats = self.statistics(records)
+        finally:
+            if writer is not None:
+                writer.join()
+        if stats is not None:
             best = summary.best_number
             summary = dataclasses.replace(
                 summary,
