@@ -27,7 +27,8 @@ import itertools
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import optuna
@@ -117,14 +118,10 @@ def _runners(bars: pd.DataFrame, client: MongoClient, tmp: Path) -> dict[str, Ru
     return {"memory": memory, "mongo": mongo, "file": file}
 
 
-def journal_row(*, repeat: int = 3, n_trials: int = 300) -> list[dict[str, float]]:
-    """Just the MongoDB journal row against in-memory, for tuning the journal: one dict per
-    repeat (``ratio`` of trials per hour, each side's ``rate`` and ``growth``), the two
-    interleaved and their order alternating (``python -c "from quant_pipelines.bench.optimizer
-    import journal_row; print(journal_row())"``)."""
-    window = min(50, n_trials // 4)
+@contextmanager
+def _study_runners() -> Iterator[dict[str, Runner]]:
+    """The study runners of :func:`_runners` on a private embedded server, Optuna quiet."""
     bars = SyntheticSource(0).bars("SPY", "2000-01-01", "2030-12-31").iloc[:N_BARS]
-    out: list[dict[str, float]] = []
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
@@ -133,26 +130,36 @@ def journal_row(*, repeat: int = 3, n_trials: int = 300) -> list[dict[str, float
             server.start()
             client = make_client(server.uri)
             try:
-                runners = _runners(bars, client, Path(tmp))
-                for i in range(repeat):
-                    got = {}
-                    for name in ("memory", "mongo") if i % 2 == 0 else ("mongo", "memory"):
-                        got[name] = _measure(runners[name], n_trials, window)
-                    (mem_rate, mem_growth), (rate, growth) = got["memory"], got["mongo"]
-                    out.append(
-                        {
-                            "ratio": rate / mem_rate,
-                            "rate": rate,
-                            "memory_rate": mem_rate,
-                            "growth": growth,
-                            "memory_growth": mem_growth,
-                        }
-                    )
+                yield _runners(bars, client, Path(tmp))
             finally:
                 client.close()
                 server.stop()
     finally:
         optuna.logging.set_verbosity(verbosity)
+
+
+def journal_row(*, repeat: int = 3, n_trials: int = 300) -> list[dict[str, float]]:
+    """Just the MongoDB journal row against in-memory, for tuning the journal: one dict per
+    repeat (``ratio`` of trials per hour, each side's ``rate`` and ``growth``), the two
+    interleaved and their order alternating (``python -c "from quant_pipelines.bench.optimizer
+    import journal_row; print(journal_row())"``)."""
+    window = min(50, n_trials // 4)
+    out: list[dict[str, float]] = []
+    with _study_runners() as runners:
+        for i in range(repeat):
+            got = {}
+            for name in ("memory", "mongo") if i % 2 == 0 else ("mongo", "memory"):
+                got[name] = _measure(runners[name], n_trials, window)
+            (mem_rate, mem_growth), (rate, growth) = got["memory"], got["mongo"]
+            out.append(
+                {
+                    "ratio": rate / mem_rate,
+                    "rate": rate,
+                    "memory_rate": mem_rate,
+                    "growth": growth,
+                    "memory_growth": mem_growth,
+                }
+            )
     return out
 
 
@@ -160,29 +167,15 @@ def run(*, quick: bool = False) -> list[Figure]:
     """Trials per hour and per-trial cost growth on each storage, in the same run."""
     n_trials, repeat = (100, 2) if quick else (300, 5)
     window = min(50, n_trials // 4)
-    bars = SyntheticSource(0).bars("SPY", "2000-01-01", "2030-12-31").iloc[:N_BARS]
     rates: dict[str, list[float]] = {}
     growths: dict[str, list[float]] = {}
-    verbosity = optuna.logging.get_verbosity()
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            server = EmbeddedMongo(Path(tmp) / "mongo", port=free_port())
-            server.start()
-            client = make_client(server.uri)
-            try:
-                runners = _runners(bars, client, Path(tmp))
-                names = list(runners)
-                for i in range(repeat):
-                    for name in names[i % 3 :] + names[: i % 3]:
-                        rate, growth = _measure(runners[name], n_trials, window)
-                        rates.setdefault(name, []).append(rate)
-                        growths.setdefault(name, []).append(growth)
-            finally:
-                client.close()
-                server.stop()
-    finally:
-        optuna.logging.set_verbosity(verbosity)
+    with _study_runners() as runners:
+        names = list(runners)
+        for i in range(repeat):
+            for name in names[i % 3 :] + names[: i % 3]:
+                rate, growth = _measure(runners[name], n_trials, window)
+                rates.setdefault(name, []).append(rate)
+                growths.setdefault(name, []).append(growth)
     best = {k: max(v) for k, v in rates.items()}
     grow = {k: statistics.median(v) for k, v in growths.items()}
     study = f"{n_trials} trials, SMA crossover, {N_BARS:,} bars"
