@@ -7,82 +7,66 @@ configuration tried, PBO, SPA p-value), and mirrors studies and trials through a
 ``rank_leaderboard`` ranks trials within one objective and gates each study's pick. Domain code
 only: the MongoDB storage is passed in (``storage.optuna_storage(db)`` and
 ``storage.StudiesRepository(db)``).
+
+Names are imported on first use (like ``services``): importing one submodule, as
+``storage`` does for the progress vocabulary, does not load Optuna, arch and the backtester.
 """
 
 from __future__ import annotations
 
-from quant_pipelines.backtest.deflated import deflated_sharpe_ratio
-from quant_pipelines.optimizer.dsr import configurations_tried
-from quant_pipelines.optimizer.gate import GateThresholds, gate
-from quant_pipelines.optimizer.leaderboard import (
-    RANK_KEYS,
-    format_params,
-    rank_leaderboard,
-    select_trials,
-)
-from quant_pipelines.optimizer.objectives import OBJECTIVES, Evaluation, Evaluator, prepare
-from quant_pipelines.optimizer.overfitting import (
-    PBOResult,
-    SPAResult,
-    effective_number_of_trials,
-    probability_of_backtest_overfitting,
-    spa_test,
-)
-from quant_pipelines.optimizer.portfolio import PortfolioEvaluator, prepare_portfolio
-from quant_pipelines.optimizer.progress import (
-    StudyRecorder,
-    StudySummary,
-    TrialRecord,
-    deflated_sharpe,
-)
-from quant_pipelines.optimizer.runner import ENGINES, constraint_values, run_study
-from quant_pipelines.optimizer.samplers import (
-    HYPEROPT_ALGOS,
-    PRUNERS,
-    SAMPLERS,
-    distributions,
-    make_pruner,
-    make_sampler,
-)
-from quant_pipelines.optimizer.statistics import StudyStatistics, study_statistics
-from quant_pipelines.optimizer.validation import VALIDATIONS, Validation, validation_paths
+import importlib
+from typing import Any
 
-__all__ = [
-    "ENGINES",
-    "HYPEROPT_ALGOS",
-    "OBJECTIVES",
-    "PRUNERS",
-    "RANK_KEYS",
-    "SAMPLERS",
-    "VALIDATIONS",
-    "Evaluation",
-    "Evaluator",
-    "GateThresholds",
-    "PBOResult",
-    "PortfolioEvaluator",
-    "SPAResult",
-    "StudyRecorder",
-    "StudyStatistics",
-    "StudySummary",
-    "TrialRecord",
-    "Validation",
-    "configurations_tried",
-    "constraint_values",
-    "deflated_sharpe",
-    "deflated_sharpe_ratio",
-    "distributions",
-    "effective_number_of_trials",
-    "format_params",
-    "gate",
-    "make_pruner",
-    "make_sampler",
-    "prepare",
-    "prepare_portfolio",
-    "probability_of_backtest_overfitting",
-    "rank_leaderboard",
-    "run_study",
-    "select_trials",
-    "spa_test",
-    "study_statistics",
-    "validation_paths",
-]
+_WHERE = {
+    "deflated_sharpe_ratio": "quant_pipelines.backtest.deflated",
+    "configurations_tried": "quant_pipelines.optimizer.dsr",
+    "GateThresholds": "quant_pipelines.optimizer.gate",
+    "gate": "quant_pipelines.optimizer.gate",
+    "RANK_KEYS": "quant_pipelines.optimizer.leaderboard",
+    "format_params": "quant_pipelines.optimizer.leaderboard",
+    "rank_leaderboard": "quant_pipelines.optimizer.leaderboard",
+    "select_trials": "quant_pipelines.optimizer.leaderboard",
+    "Evaluation": "quant_pipelines.optimizer.objectives",
+    "Evaluator": "quant_pipelines.optimizer.objectives",
+    "OBJECTIVES": "quant_pipelines.optimizer.objectives",
+    "prepare": "quant_pipelines.optimizer.objectives",
+    "PBOResult": "quant_pipelines.optimizer.overfitting",
+    "SPAResult": "quant_pipelines.optimizer.overfitting",
+    "effective_number_of_trials": "quant_pipelines.optimizer.overfitting",
+    "probability_of_backtest_overfitting": "quant_pipelines.optimizer.overfitting",
+    "spa_test": "quant_pipelines.optimizer.overfitting",
+    "PortfolioEvaluator": "quant_pipelines.optimizer.portfolio",
+    "prepare_portfolio": "quant_pipelines.optimizer.portfolio",
+    "StudyRecorder": "quant_pipelines.optimizer.progress",
+    "StudySummary": "quant_pipelines.optimizer.progress",
+    "TrialRecord": "quant_pipelines.optimizer.progress",
+    "deflated_sharpe": "quant_pipelines.optimizer.progress",
+    "ENGINES": "quant_pipelines.optimizer.runner",
+    "constraint_values": "quant_pipelines.optimizer.runner",
+    "run_study": "quant_pipelines.optimizer.runner",
+    "HYPEROPT_ALGOS": "quant_pipelines.optimizer.samplers",
+    "PRUNERS": "quant_pipelines.optimizer.samplers",
+    "SAMPLERS": "quant_pipelines.optimizer.samplers",
+    "distributions": "quant_pipelines.optimizer.samplers",
+    "make_pruner": "quant_pipelines.optimizer.samplers",
+    "make_sampler": "quant_pipelines.optimizer.samplers",
+    "StudyStatistics": "quant_pipelines.optimizer.statistics",
+    "study_statistics": "quant_pipelines.optimizer.statistics",
+    "VALIDATIONS": "quant_pipelines.optimizer.validation",
+    "Validation": "quant_pipelines.optimizer.validation",
+    "validation_paths": "quant_pipelines.optimizer.validation",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

@@ -12,32 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from quant_pipelines.optimizer._vocabulary import DONE_STATES as DONE_STATES
+from quant_pipelines.optimizer._vocabulary import PROGRESS_FIELDS as PROGRESS_FIELDS
 from quant_pipelines.optimizer.dsr import (
     configurations_tried,
     dsr_of,
     sharpe_variance_of,
     trial_sharpe,
-)
-
-DONE_STATES = frozenset({"COMPLETE", "PRUNED"})
-#: The one progress vocabulary: written by the runner's callback into the study document
-#: (``studies.progress``) and read as-is by the HTTP API and the request lifecycle. ``done`` counts
-#: complete and pruned trials across every run of the study; ``total`` is its budget; ``eta_s``
-#: is None until a trial of this run is done; ``failed`` counts failed trials.
-PROGRESS_FIELDS: tuple[str, ...] = (
-    "done",
-    "total",
-    "complete",
-    "pruned",
-    "failed",
-    "running",
-    "waiting",
-    "best_value",
-    "best_params",
-    "trials_per_hour",
-    "eta_s",
-    "elapsed_s",
-    "updated_at",
 )
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from quant_pipelines.marketdata.calendars import CalendarLike
 from quant_pipelines.quality._prepare import prepare
+from quant_pipelines.quality._prophet_columns import install
 from quant_pipelines.quality._prophet_predict import naive_utc, quiet_logs, quiet_prophet
 from quant_pipelines.quality._runs import stale_runs
 from quant_pipelines.quality.prophet_models import (
@@ -30,13 +31,15 @@ def _fit_one(ds: pd.Series, y: np.ndarray, *, seed: int, width: float, samples: 
     from prophet import Prophet
 
     span_days = (ds.iloc[-1] - ds.iloc[0]).days if len(ds) else 0
-    model = Prophet(
-        growth="linear",
-        yearly_seasonality=False,
-        weekly_seasonality=span_days >= 21,
-        daily_seasonality=False,
-        interval_width=width,
-        uncertainty_samples=samples,
+    model = install(
+        Prophet(
+            growth="linear",
+            yearly_seasonality=False,
+            weekly_seasonality=span_days >= 21,
+            daily_seasonality=False,
+            interval_width=width,
+            uncertainty_samples=samples,
+        )
     )
     with quiet_prophet():
         model.fit(pd.DataFrame({"ds": ds.to_numpy(), "y": y}), seed=seed)

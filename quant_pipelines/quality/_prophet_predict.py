@@ -29,6 +29,7 @@ from weakref import WeakKeyDictionary
 import numpy as np
 import pandas as pd
 
+from quant_pipelines.quality._prophet_columns import install
 from quant_pipelines.quality._prophet_yhat import fast_yhat
 
 if TYPE_CHECKING:
@@ -63,7 +64,7 @@ def model_from_text(text: str) -> Prophet:
 
     quiet_logs()
     with quiet_prophet():
-        return model_from_json(text)
+        return install(model_from_json(text))
 
 
 def model_to_text(model: Prophet) -> str:

@@ -43,7 +43,7 @@ from pymongo import ReturnDocument
 from pymongo.database import Database
 
 from quant_pipelines._utils.time import utc_now
-from quant_pipelines.optimizer.progress import PROGRESS_FIELDS as _PROGRESS_FIELDS
+from quant_pipelines.optimizer._vocabulary import PROGRESS_FIELDS as _PROGRESS_FIELDS
 from quant_pipelines.storage._request_create import (
     CreateResult,
     IdempotencyConflictError,

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 
+import pytest
 from pymongo.database import Database
 
 from quant_pipelines.alerts import WebhookTransport, deliver_due, enqueue_alerts
@@ -57,6 +58,7 @@ def _run_worker(uri: str, db: Database, receiver, mode: str) -> None:
     assert proc.wait(timeout=30) != 0
 
 
+@pytest.mark.slow
 def test_process_killed_after_recording_is_delivered_once_on_next_tick(
     mongo_db: Database, receiver, mongo_uri: str
 ) -> None:
@@ -70,6 +72,7 @@ def test_process_killed_after_recording_is_delivered_once_on_next_tick(
     assert len(receiver.requests) == 1
 
 
+@pytest.mark.slow
 def test_process_dying_after_claim_before_send_is_recovered_after_the_lease(
     mongo_db: Database, receiver, mongo_uri: str
 ) -> None:
@@ -89,6 +92,7 @@ def test_process_dying_after_claim_before_send_is_recovered_after_the_lease(
     assert (final["status"], final["attempts"]) == ("sent", 2)
 
 
+@pytest.mark.slow
 def test_process_dying_after_send_before_recording_is_resent_with_the_same_key(
     mongo_db: Database, receiver, mongo_uri: str
 ) -> None:

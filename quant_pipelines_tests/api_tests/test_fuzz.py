@@ -11,6 +11,7 @@ import json
 from typing import Any
 from urllib.parse import quote
 
+import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
 from hypothesis import HealthCheck, given, settings
@@ -76,6 +77,7 @@ def test_random_json_is_refused_cleanly(client: TestClient, mongo_db: Database, 
     assert request_count(mongo_db) == before
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(changes=_FIELD_VALUES, key=st.none() | st.text(max_size=20))
 def test_mutated_valid_bodies(client: TestClient, mongo_db: Database, valid_body, changes, key):
@@ -93,6 +95,7 @@ def test_mutated_valid_bodies(client: TestClient, mongo_db: Database, valid_body
     assert request_count(mongo_db) - before == int(created)
 
 
+@pytest.mark.slow
 @_SETTINGS
 @given(path=st.text(max_size=40), query=st.dictionaries(st.text(max_size=10), st.text(max_size=10)))
 def test_random_gets_never_fail(client: TestClient, path, query):

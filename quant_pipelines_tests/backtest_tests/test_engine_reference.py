@@ -33,6 +33,7 @@ def scenarios(draw: st.DrawFn) -> tuple:
     return bars, targets, costs, leverage
 
 
+@pytest.mark.slow
 @settings(max_examples=1000, deadline=None)
 @given(scenarios())
 def test_engine_matches_reference_loop(case: tuple) -> None:
@@ -49,6 +50,7 @@ def test_engine_matches_reference_loop(case: tuple) -> None:
     np.testing.assert_allclose(res.equity.to_numpy(), ref, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow
 @settings(max_examples=500, deadline=None)
 @given(scenarios())
 def test_engine_matches_stepwise_book_exactly(case: tuple) -> None:

@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from pymongo.database import Database
 
 from quant_pipelines.alerts import enqueue_alerts
@@ -22,6 +23,7 @@ def _cli(*args: str, uri: str, db: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_list_ack_resolve_and_refusals(mongo_db: Database, mongo_uri: str) -> None:
     ts = dt.datetime(2024, 3, 5, 14, 30, tzinfo=dt.UTC)
     anomaly = {

@@ -70,6 +70,7 @@ def test_cli_runs_the_harness_on_a_csv(goog_dir: Path, tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.slow
 def test_missing_symbol_file_is_a_clean_error(goog_dir: Path) -> None:
     done = _cli("--source", str(goog_dir), "--symbols", "MSFT", timeout=120)
     assert done.returncode == 2

@@ -244,6 +244,7 @@ def test_duplicate_rows_fail_the_duplicate_gate(
     assert mongo_db.bars.count_documents({"symbol": "SPY"}) == 9
 
 
+@pytest.mark.slow
 def test_unreachable_mongodb_fails_fast_names_host_and_is_retried(
     synthetic_source: MarketDataSource, universe: UniverseResource
 ) -> None:

@@ -33,6 +33,7 @@ def test_summary_reports_best_baseline_and_improvement(bars) -> None:
     assert s.to_dict()["best_params"] == s.best_params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sampler", SAMPLERS)
 def test_every_sampler_is_seeded(bars, sampler: str) -> None:
     n = 12 if sampler == "gp" else 15

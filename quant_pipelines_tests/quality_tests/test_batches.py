@@ -68,6 +68,7 @@ def _score(bars: pd.DataFrame, schedule: ModelSchedule, cuts: list[int]) -> pd.D
     return pd.concat(parts)
 
 
+@pytest.mark.slow
 def test_the_fixture_is_not_trivial(one_batch: pd.DataFrame) -> None:
     assert not one_batch["warmup"].any()
     kinds = set(one_batch["kind"])
@@ -115,6 +116,7 @@ def test_the_stale_run_is_flagged_causally(dirty: pd.DataFrame, one_batch: pd.Da
     assert flags["stale_price"].iloc[-1] and flags["stale_price"].sum() == 1
 
 
+@pytest.mark.slow
 def test_walk_forward_is_batch_independent_with_prophet(dirty: pd.DataFrame) -> None:
     kwargs = {"start": SCORED_FROM + 10, "refit_every": "W", "calendar": "XNYS", "seed": 1}
     daily = walk_forward_scores(dirty, batch=1, **kwargs)
@@ -125,6 +127,7 @@ def test_walk_forward_is_batch_independent_with_prophet(dirty: pd.DataFrame) -> 
     assert (daily["prophet"] > 0).any() and not daily["warmup"].any()
 
 
+@pytest.mark.slow
 def test_walk_forward_with_a_bar_count_schedule(dirty: pd.DataFrame) -> None:
     kwargs = {"start": SCORED_FROM, "refit_every": 7, "with_prophet": False, "seed": 2}
     pd.testing.assert_frame_equal(
@@ -134,6 +137,7 @@ def test_walk_forward_with_a_bar_count_schedule(dirty: pd.DataFrame) -> None:
     )
 
 
+@pytest.mark.slow
 def test_fitting_inside_score_bars_does_not_depend_on_the_batches(dirty: pd.DataFrame) -> None:
     lo, mid, hi = SCORED_FROM, SCORED_FROM + 8, SCORED_FROM + 14
     stamps = dirty.index.unique()
@@ -171,6 +175,7 @@ def _changed_after(bars: pd.DataFrame, t: pd.Timestamp, factor: float, seed: int
     return changed[~later | (rng.random(len(changed)) < 0.7)]  # and some later bars dropped
 
 
+@pytest.mark.slow
 @settings(
     max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )

@@ -94,6 +94,7 @@ def test_false_positives_leave_the_training_window(aapl: pd.DataFrame) -> None:
     assert fewer.prophet.n_train == full.prophet.n_train - 10
 
 
+@pytest.mark.slow
 def test_walk_forward_replays_prediction_only_scoring(aapl: pd.DataFrame) -> None:
     scores = walk_forward_scores(aapl, start=200, refit_every=40, batch=20, seed=1)
     assert scores.index.equals(aapl.index[200:])
@@ -105,6 +106,7 @@ def test_walk_forward_replays_prediction_only_scoring(aapl: pd.DataFrame) -> Non
     pd.testing.assert_frame_equal(scores.iloc[40:80], second)
 
 
+@pytest.mark.slow
 def test_walk_forward_weekly_refits(aapl: pd.DataFrame) -> None:
     scores = walk_forward_scores(
         aapl, start=250, refit_every="W", batch=3, seed=1, with_prophet=False

@@ -79,6 +79,7 @@ def test_unsorted_input_keeps_its_order(aapl: pd.DataFrame, aapl_models: SymbolM
     pd.testing.assert_frame_equal(b.sort_index(), a)
 
 
+@pytest.mark.slow
 def test_fits_from_history_or_from_the_bars_themselves(aapl: pd.DataFrame) -> None:
     a = score_bars(aapl.iloc[150:155], history=aapl.iloc[:150], seed=4)
     b = score_bars(aapl.iloc[150:155], history=aapl.iloc[:150], seed=4)
@@ -106,6 +107,7 @@ def test_too_little_history_is_scored_by_the_rules_only(aapl: pd.DataFrame) -> N
     assert out["warmup_reason"].iloc[24].startswith("no models for the period from")
 
 
+@pytest.mark.slow
 def test_package_stays_pure() -> None:
     code = (
         "import sys, quant_pipelines.quality as q; "

@@ -13,6 +13,7 @@ from quant_pipelines.rl import RLEngine, TrainedPolicy
 from quant_pipelines_tests.rl_tests._params import TINY_PPO
 
 
+@pytest.mark.slow
 def test_train_returns_a_policy_with_metadata(ppo_policy: TrainedPolicy) -> None:
     p = ppo_policy
     assert (p.algo, p.seed, p.action_space, p.total_timesteps) == ("ppo", 5, "discrete", 512)
@@ -73,6 +74,7 @@ def test_replay_on_a_held_out_period(
     assert result.equity.index.equals(bars.index[400:])
 
 
+@pytest.mark.slow
 def test_same_seed_same_replay_metrics(engine: RLEngine, bars: pd.DataFrame) -> None:
     """Bitwise on one machine with torch_threads=1 (the default guardrail); no tolerance needed."""
     kwargs = {"algo": "ppo", "total_timesteps": 256, "seed": 9, "hyperparams": TINY_PPO}

@@ -234,6 +234,27 @@ def _connect(port: int) -> socket.socket:
     return socket.create_connection(("127.0.0.1", port), timeout=10)
 
 
+def _read_response(sock: socket.socket) -> bytes:
+    """One complete HTTP response on a kept-alive connection: its head, then Content-Length
+    bytes of body (a single ``recv`` may return the head without the body)."""
+    raw = b""
+    while b"\r\n\r\n" not in raw:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-response: {raw!r}"
+        raw += chunk
+    head, body = raw.split(b"\r\n\r\n", 1)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed mid-body: {raw!r}"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def _read_until_closed(sock: socket.socket, limit_s: float = 10.0) -> tuple[bytes, float]:
     """Everything the server sends until it closes the connection, and when it closed."""
     started = time.monotonic()
@@ -318,7 +339,7 @@ def test_a_prompt_client_on_the_same_server_is_served(live, mongo_env: Database)
     with _connect(port) as sock:
         for _ in range(2):
             sock.sendall(_head(port, key, len(body)) + body)
-            raw = sock.recv(65536)
+            raw = _read_response(sock)
             assert _status(raw) == 202, raw
     assert len(_requests(mongo_env)) == 2
 
@@ -371,9 +392,9 @@ def test_bad_bodies_over_real_http_get_a_named_4xx(live, mongo_env: Database, pa
     port, key = live
     with _connect(port) as sock:
         sock.sendall(_head(port, key, len(payload)) + payload)
-        raw = sock.recv(65536)
+        raw = _read_response(sock)
         assert _status(raw) == 422, raw
         assert [e["type"] for e in _json_body(raw)["detail"]] == [kind]
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        assert _status(sock.recv(65536)) == 200
+        assert _status(_read_response(sock)) == 200
     assert _requests(mongo_env) == []

@@ -95,6 +95,7 @@ def _dashboard(
         proc.wait(timeout=20)
 
 
+@pytest.mark.slow
 def test_every_request_needs_the_token(mongo_db: Database, mongo_uri: str, tmp_path) -> None:
     _make_study(mongo_db)
     with _dashboard(mongo_uri, mongo_db, tmp_path) as base:
@@ -119,6 +120,7 @@ def test_every_request_needs_the_token(mongo_db: Database, mongo_uri: str, tmp_p
         assert unauth.status_code == 401
 
 
+@pytest.mark.slow
 def test_create_rename_delete_and_annotations_are_refused(
     mongo_db: Database, mongo_uri: str, tmp_path
 ) -> None:
@@ -251,6 +253,7 @@ def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow
 def test_a_public_host_is_refused_without_the_explicit_flag(tmp_path) -> None:
     env = {"DAGSTER_HOME": str(tmp_path), "QP_DASHBOARD_TOKEN": TOKEN}
     refused = _cli("--host", "0.0.0.0", "--port", str(free_port()), env=env)

@@ -135,6 +135,7 @@ def _observations(policy: TrainedPolicy, bars: pd.DataFrame, n: int = 1_000) -> 
     return np.concatenate([random, np.asarray(real, dtype=space.dtype)])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_round_trip_predicts_exactly_like_the_original(
     name: str, trained: dict, engine: RLEngine, mongo_db: Database, bars: pd.DataFrame

@@ -46,6 +46,7 @@ def _states(db: Database) -> list[str]:
     return [t.state.name for t in study.get_trials(deepcopy=False)]
 
 
+@pytest.mark.slow
 def test_a_limited_run_stops_cleanly_and_the_next_one_completes_the_study(
     mongo_db: Database,
 ) -> None:

@@ -123,6 +123,7 @@ def test_goals_on_goog() -> None:
     assert hmm.trend_balanced_accuracy < 0.6 and hmm.mean_run_length < 10
 
 
+@pytest.mark.slow
 def test_accuracy_on_synthetic_source() -> None:
     """The measurement of docs/signals.md: seeds 0-4, 8 symbols, 2000-2020, true regimes.
 

@@ -6,6 +6,7 @@ import functools
 
 import numpy as np
 import pandas as pd
+import pytest
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecNormalize
 
 from quant_pipelines.simulator import TradingSimulator
@@ -35,6 +36,7 @@ def test_dummy_vec_env_auto_resets(bars: pd.DataFrame) -> None:
     venv.close()
 
 
+@pytest.mark.slow
 def test_subproc_vec_env_matches_dummy(bars: pd.DataFrame) -> None:
     dummy = DummyVecEnv([functools.partial(_make, bars)] * 2)
     subproc = SubprocVecEnv([functools.partial(_make, bars)] * 2)
