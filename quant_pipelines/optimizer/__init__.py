@@ -17,11 +17,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+# ``gate`` is both a submodule and a function: importing the submodule (as any lazy name of
+# it would) sets the package attribute ``gate`` to the module, so the function is bound here,
+# eagerly (the module is light), as the package always did.
+from quant_pipelines.optimizer.gate import GateThresholds as GateThresholds
+from quant_pipelines.optimizer.gate import gate as gate
+
 _WHERE = {
     "deflated_sharpe_ratio": "quant_pipelines.backtest.deflated",
     "configurations_tried": "quant_pipelines.optimizer.dsr",
-    "GateThresholds": "quant_pipelines.optimizer.gate",
-    "gate": "quant_pipelines.optimizer.gate",
     "RANK_KEYS": "quant_pipelines.optimizer.leaderboard",
     "format_params": "quant_pipelines.optimizer.leaderboard",
     "rank_leaderboard": "quant_pipelines.optimizer.leaderboard",
@@ -57,7 +61,7 @@ _WHERE = {
     "validation_paths": "quant_pipelines.optimizer.validation",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = sorted([*_WHERE, "GateThresholds", "gate"])
 
 
 def __getattr__(name: str) -> Any:

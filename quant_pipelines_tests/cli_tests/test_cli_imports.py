@@ -42,4 +42,8 @@ def test_the_optimizer_names_still_import_from_the_package() -> None:
 
     for name in optimizer.__all__:
         assert getattr(optimizer, name) is not None, name
+    # A name that is also a submodule stays the function once the submodule is imported.
+    import quant_pipelines.optimizer.gate  # noqa: F401
+
+    assert callable(optimizer.gate) and not isinstance(optimizer.gate, type(optimizer))
     assert "run_study" in dir(optimizer)
