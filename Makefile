@@ -30,8 +30,8 @@ format: install
 browser-deps:
 	test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 
-# Two workers, one test file each at a time (module fixtures are built once); the suite takes
-# about 11 minutes on 2 cores instead of 18 in one process.
+# Two workers, one test file each at a time (module fixtures are built once), the slow modules
+# first (conftest.py); the suite took 19 minutes on the 2-core machine on 2026-12-02 (30 CPU-min).
 PYTEST_ARGS ?= -n 2 --dist loadfile
 test: lint browser-deps
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -14,11 +14,12 @@ from quant_pipelines.storage.embedded import free_port
 
 
 def _expected_cost(module_items: list[pytest.Item]) -> tuple[int, float]:
-    """Sort key of a test module: modules with slow tests first, the longest own timeout
-    first among them (the GOOG replay declares 30 minutes)."""
-    slow = any(item.get_closest_marker("slow") for item in module_items)
+    """Sort key of a test module: wholly slow modules first (the long replays, the demo, the
+    dev instance), then modules with some slow tests, then the rest; the longest own timeout
+    first within each (the GOOG replay declares 30 minutes)."""
+    slow = [bool(item.get_closest_marker("slow")) for item in module_items]
     timeouts = [m.args[0] for i in module_items for m in i.iter_markers("timeout") if m.args]
-    return (0 if slow else 1, -max(timeouts, default=0))
+    return (0 if all(slow) else 1 if any(slow) else 2, -max(timeouts, default=0))
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
