@@ -26,8 +26,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Run the slow modules first (a stable sort of whole modules).
 
     ``make test`` runs two xdist workers that take one module at a time in collection order;
-    a long module started last would leave one core idle at the end (the suite took a third
-    longer that way).
+    a long module started last leaves one core idle at the end while it finishes.
     """
     modules: dict[str, list[pytest.Item]] = {}
     for item in items:

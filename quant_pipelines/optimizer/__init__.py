@@ -14,8 +14,7 @@ Names are imported on first use (like ``services``): importing one submodule, as
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from quant_pipelines._utils.lazy import lazy_exports
 
 # ``gate`` is both a submodule and a function: importing the submodule (as any lazy name of
 # it would) sets the package attribute ``gate`` to the module, so the function is bound here,
@@ -64,13 +63,4 @@ _WHERE = {
 __all__ = sorted([*_WHERE, "GateThresholds", "gate"])
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)

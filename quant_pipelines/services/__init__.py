@@ -21,48 +21,38 @@ ones pull in torch).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from quant_pipelines._utils.lazy import lazy_exports
 
 _WHERE = {
-    "IngestReport": "market_data",
-    "ingest_partition": "market_data",
-    "ScoringReport": "quality",
-    "DashboardReport": "quality",
-    "score_partition": "quality",
-    "anomaly_dashboard": "quality",
-    "deliver_alerts": "quality",
-    "CalibrationReport": "calibration",
-    "RefitReport": "calibration",
-    "recalibrate": "calibration",
-    "calibrate_and_store": "calibration",
-    "refit_quality_models": "calibration",
-    "StudySpec": "optimization",
-    "StudyReport": "optimization",
-    "run_requested_study": "optimization",
-    "LeaderboardReport": "leaderboard",
-    "PromotionCheck": "leaderboard",
-    "build_leaderboard": "leaderboard",
-    "check_promotions": "leaderboard",
-    "promoted_strategies": "leaderboard",
-    "TrainingReport": "rl",
-    "ReplayReport": "rl",
-    "train_policy": "rl",
-    "replay_policy": "rl",
-    "KpiReport": "kpis",
-    "kpi_report": "kpis",
+    "IngestReport": ".market_data",
+    "ingest_partition": ".market_data",
+    "ScoringReport": ".quality",
+    "DashboardReport": ".quality",
+    "score_partition": ".quality",
+    "anomaly_dashboard": ".quality",
+    "deliver_alerts": ".quality",
+    "CalibrationReport": ".calibration",
+    "RefitReport": ".calibration",
+    "recalibrate": ".calibration",
+    "calibrate_and_store": ".calibration",
+    "refit_quality_models": ".calibration",
+    "StudySpec": ".optimization",
+    "StudyReport": ".optimization",
+    "run_requested_study": ".optimization",
+    "LeaderboardReport": ".leaderboard",
+    "PromotionCheck": ".leaderboard",
+    "build_leaderboard": ".leaderboard",
+    "check_promotions": ".leaderboard",
+    "promoted_strategies": ".leaderboard",
+    "TrainingReport": ".rl",
+    "ReplayReport": ".rl",
+    "train_policy": ".rl",
+    "replay_policy": ".rl",
+    "KpiReport": ".kpis",
+    "kpi_report": ".kpis",
 }
 
 __all__ = sorted(_WHERE)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)
